@@ -1,0 +1,118 @@
+"""The App contract: what a new task writes to get the shared pipeline.
+
+The pipeline calls the hooks in this order, once per run:
+
+    app = MyApp(config)                    # config: an instance of MyApp.config_class
+    app.build_data("train" | "validation" | "test", input_context)
+    with strategy.scope():
+        model = app.build_model()
+        model.compile(**app.compile_args())   # config.optimizer overrides the optimizer
+    model.fit(...); model.evaluate(...)
+    app.report(model, test_dataset, run_dir)  # optional extra figures and metrics
+    app.serving_signature(model)              # at export
+
+To add a task, subclass `App`, set `name`, `description` and `config_class`,
+implement the three required hooks and decorate the class with
+`@apps.register_app`.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+import keras
+import tensorflow as tf
+
+from training.config import Config
+
+
+@dataclass
+class ServingSignature:
+    """What TF Serving receives and returns for `serving_default`.
+
+    inputs: TensorSpecs of the raw request tensors, each with a `name`
+        (the request key), e.g. uint8 images or strings.
+    fn: takes those tensors as positional arguments, in order, and returns a
+        dict of named output tensors, e.g. {"probabilities": ..., "class_id": ...}.
+    """
+
+    inputs: List[tf.TensorSpec]
+    fn: Callable[..., Dict[str, tf.Tensor]]
+
+
+class App:
+    """Base class of every task template.
+
+    Required hooks: `build_data`, `build_model`, `compile_args`. The others
+    have defaults that suit most tasks.
+    """
+
+    name = ""  # registered name, used as `--app NAME`
+    description = ""  # one line, shown by `python -m training list`
+    config_class = Config  # dataclass (subclass of Config) with this app's defaults
+
+    REQUIRED_HOOKS = ("build_data", "build_model", "compile_args")
+
+    def __init__(self, config):
+        missing = [h for h in self.REQUIRED_HOOKS if getattr(type(self), h) is getattr(App, h)]
+        if missing:
+            raise TypeError(
+                f"App {type(self).__name__} must implement {', '.join(h + '()' for h in missing)}; "
+                "see the docstrings in apps/base.py"
+            )
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} expects a {self.config_class.__name__}, "
+                            f"got {type(config).__name__}")
+        self.config = config
+
+    def build_data(self, split: str, input_context: Optional[tf.distribute.InputContext] = None):
+        """Return a tf.data.Dataset of single (features, label) examples for `split`.
+
+        Called before the model is built, once per split: "train",
+        "validation" and "test". Return None for a split the task does not
+        have (e.g. no validation). Do not batch, cache or prefetch: the
+        pipeline does that at the global batch size. Honour
+        `config.data.limit` (cap on examples). `input_context` is set when
+        each worker builds its own input (multi-worker); shard with it if
+        the source is large.
+        """
+        raise NotImplementedError
+
+    def build_model(self) -> keras.Model:
+        """Return an uncompiled keras.Model with named inputs.
+
+        Called inside `strategy.scope()`, after `build_data`, so variables are
+        placed for the chosen distribution strategy. Keep preprocessing that
+        serving needs (scaling, vocabulary) inside the model.
+        """
+        raise NotImplementedError
+
+    def compile_args(self) -> dict:
+        """Return keyword arguments for `model.compile`: loss and metrics.
+
+        May include an "optimizer" name used when `optimizer.name=auto`. The
+        pipeline builds the optimizer from `config.optimizer` (schedule,
+        weight decay, clipping) and adds runtime options itself.
+        """
+        raise NotImplementedError
+
+    def class_names(self) -> Optional[List[str]]:
+        """Label names for classification tasks (enables the confusion matrix), else None."""
+        return None
+
+    def serving_signature(self, model: keras.Model) -> ServingSignature:
+        """What the exported `serving_default` takes and returns.
+
+        Default: the model's own inputs (by name) and its output as `outputs`.
+        Override to accept raw inputs and return named outputs.
+        """
+        specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype, name=t.name)
+                 for t in model.inputs]
+        return ServingSignature(specs, lambda *xs: {"outputs": model(list(xs), training=False)})
+
+    def callbacks(self, run_dir: str) -> list:
+        """Extra Keras callbacks for fit (the pipeline adds checkpoints, logs, etc.)."""
+        return []
+
+    def report(self, model: keras.Model, test_data, run_dir: str) -> dict:
+        """Optional figures written to `run_dir`; returns extra metrics for metrics.json."""
+        return {}

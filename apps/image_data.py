@@ -1,0 +1,192 @@
+"""Image classification data: real IDX files offline, any TFDS data set by name.
+
+Fashion-MNIST is read from the IDX files that Debian's `dataset-fashion-mnist`
+installs (the same files TFDS downloads), so training works with no internet.
+Any other name (mnist, cifar10, ...) goes through TFDS.
+"""
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+DATA_DIR_ENV = "KAT_DATA_DIR"
+IDX_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The requested data set is neither on disk nor downloadable."""
+
+
+@dataclass
+class ImageDataInfo:
+    shape: Tuple[int, int, int]
+    num_classes: int
+    class_names: List[str]
+    num_train: int  # examples in the source's training split, before any hold-out
+
+
+def read_idx(path):
+    """Read an IDX file (optionally .gz) into a NumPy array.
+
+    Written by hand because neither Keras nor TFDS exposes an IDX reader
+    for local files; the format is a 4-byte magic (dtype, rank), then
+    big-endian int32 dimensions, then the data.
+    """
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    rank = raw[3]
+    dims = np.frombuffer(raw, ">i4", count=rank, offset=4)
+    data = np.frombuffer(raw, IDX_DTYPES[raw[2]], offset=4 + 4 * rank)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path} is truncated: header says {tuple(dims)}, found {data.size} values")
+    return data.reshape(tuple(int(d) for d in dims)).astype(data.dtype.newbyteorder("="))
+
+
+def _idx_path(directory, stem):
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def find_idx_dir(name, data_dir=None) -> Optional[Path]:
+    """The directory holding `name`'s IDX files: data.dir, $KAT_DATA_DIR, the Debian path."""
+    candidates = [data_dir, os.environ.get(DATA_DIR_ENV), IDX_DIRS.get(name)]
+    for directory in filter(None, candidates):
+        directory = Path(directory)
+        if all(_idx_path(directory, stem) for pair in IDX_FILES.values() for stem in pair):
+            return directory
+    return None
+
+
+def missing_data_message(name, data_dir):
+    looked = [p for p in (data_dir, os.environ.get(DATA_DIR_ENV), IDX_DIRS.get(name)) if p]
+    return (
+        f"Data set {name!r} was not found (looked for IDX files in: {', '.join(looked) or 'nowhere'}; "
+        "TFDS has no prepared copy and could not download it).\nGet it one of two ways:\n"
+        "  1. offline: `sudo apt-get install dataset-fashion-mnist` (installs the IDX files in "
+        "/usr/share/datasets/fashion-mnist), or put train-/t10k- IDX files in a directory and pass "
+        f"`--set data.dir=DIR` (or set {DATA_DIR_ENV}=DIR);\n"
+        f"  2. online: let TFDS download it: `--set data.download=true` with internet access "
+        f"(`python -c \"import tensorflow_datasets as tfds; tfds.load('{name}')\"`)."
+    )
+
+
+class ImageSource:
+    """One image classification data set, split into train / validation / test."""
+
+    def __init__(self, name, data_dir=None, validation_split=0.1, limit=None, download=True):
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"data.validation_split must be in [0, 1), got {validation_split}")
+        self.name = name
+        self.data_dir = data_dir
+        self.validation_split = validation_split
+        self.limit = limit
+        self.download = download
+        self.idx_dir = find_idx_dir(name, data_dir)
+        self._arrays = {}
+        self._builder = None
+
+    # -- metadata -------------------------------------------------------------
+    def info(self) -> ImageDataInfo:
+        if self.idx_dir is not None:
+            images, labels = self._idx_arrays("train")
+            num_classes = int(labels.max()) + 1
+            names = FASHION_MNIST_CLASSES if self.name == "fashion_mnist" else [
+                str(i) for i in range(num_classes)]
+            return ImageDataInfo(images.shape[1:], num_classes, names, len(images))
+        info = self._tfds_builder().info
+        label = info.features["label"]
+        return ImageDataInfo(tuple(info.features["image"].shape), label.num_classes,
+                             list(label.names), info.splits["train"].num_examples)
+
+    # -- examples -------------------------------------------------------------
+    def split_ranges(self, num_train):
+        """(start, stop) of train and validation inside the source's train split."""
+        num_val = int(round(num_train * self.validation_split))
+        return {"train": (0, num_train - num_val), "validation": (num_train - num_val, num_train)}
+
+    def dataset(self, split) -> Optional[tf.data.Dataset]:
+        """Unbatched (uint8 image HxWxC, int64 label) examples, or None if the split is empty."""
+        if split not in ("train", "validation", "test"):
+            raise ValueError(f"Unknown split {split!r}; expected train, validation or test")
+        if self.idx_dir is not None:
+            return self._idx_dataset(split)
+        return self._tfds_dataset(split)
+
+    def _cap(self, start, stop):
+        if self.limit is not None:
+            stop = min(stop, start + int(self.limit))
+        return start, stop
+
+    def _idx_arrays(self, source_split):
+        if source_split not in self._arrays:
+            image_stem, label_stem = IDX_FILES[source_split]
+            images = read_idx(_idx_path(self.idx_dir, image_stem))
+            labels = read_idx(_idx_path(self.idx_dir, label_stem)).astype(np.int64)
+            if images.ndim == 3:
+                images = images[..., None]
+            if len(images) != len(labels):
+                raise ValueError(f"{self.idx_dir}: {len(images)} images but {len(labels)} labels")
+            self._arrays[source_split] = (images, labels)
+        return self._arrays[source_split]
+
+    def _idx_dataset(self, split):
+        if split == "test":
+            images, labels = self._idx_arrays("test")
+            start, stop = self._cap(0, len(images))
+        else:
+            images, labels = self._idx_arrays("train")
+            start, stop = self._cap(*self.split_ranges(len(images))[split])
+        if stop <= start:
+            return None
+        return tf.data.Dataset.from_tensor_slices((images[start:stop], labels[start:stop]))
+
+    def _tfds_builder(self):
+        if self._builder is None:
+            import tensorflow_datasets as tfds
+
+            try:
+                self._builder = tfds.builder(self.name, data_dir=self.data_dir)
+            except tfds.core.registered.DatasetNotFoundError as e:
+                raise DataNotFoundError(f"{e}\n(`data.name` must be a TFDS data set name.)") from None
+        return self._builder
+
+    def _tfds_dataset(self, split):
+        import tensorflow_datasets as tfds
+
+        builder = self._tfds_builder()
+        splits = builder.info.splits
+        if split == "test":
+            source = "test" if "test" in splits else "validation"
+            start, stop = self._cap(0, splits[source].num_examples)
+        else:
+            source = "train"
+            start, stop = self._cap(*self.split_ranges(splits["train"].num_examples)[split])
+        if stop <= start:
+            return None
+        try:
+            ds = tfds.load(self.name, split=f"{source}[{start}:{stop}]", data_dir=self.data_dir,
+                           as_supervised=True, download=self.download)
+        except Exception as e:  # TFDS raises many types offline; all mean "no data"
+            raise DataNotFoundError(missing_data_message(self.name, self.data_dir) +
+                                    f"\n(TFDS said: {str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        return ds.map(lambda image, label: (image, tf.cast(label, tf.int64)),
+                      num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,1 @@
+"""The shared training pipeline. Run `python -m training --help`."""

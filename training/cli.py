@@ -1,0 +1,85 @@
+"""`python -m training train|evaluate|export|list`: the command line of the pipeline."""
+
+import argparse
+import json
+import sys
+
+from apps.image_data import DataNotFoundError
+from apps.registry import available_apps
+from training import config as config_lib
+from training.callbacks import TrainingDiverged
+from training.export import ExportError
+
+# Errors a user causes and can fix: print the message alone, no traceback.
+USER_ERRORS = (config_lib.ConfigError, DataNotFoundError, TrainingDiverged, ExportError,
+               FileNotFoundError, ValueError)
+
+
+def _apps_epilog():
+    lines = ["apps:"]
+    for name, cls in available_apps().items():
+        lines.append(f"  {name:24s} {cls.description}")
+    lines.append("")
+    lines.append("config keys (--set key=value; defaults of the first app shown, each app sets its own):")
+    first = next(iter(available_apps().values()))
+    lines += ["  " + line for line in config_lib.describe(first.config_class)]
+    return "\n".join(lines)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train, evaluate and export Keras application templates.",
+        epilog=_apps_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train, evaluate and export an app",
+                           epilog=_apps_epilog(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--app", help="app name (see `list`); optional when --config names one")
+    train.add_argument("--config", help="YAML file of config keys (see configs/)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one config key, e.g. --set epochs=3 --set model.arch=mobilenet_small")
+
+    evaluate = sub.add_parser("evaluate", help="test metrics of a finished run")
+    evaluate.add_argument("--run", required=True, help="run directory, e.g. runs/image_classification/<stamp>")
+    evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a data key, e.g. --set data.limit=1000")
+
+    export = sub.add_parser("export", help="export a finished run as a SavedModel for TF Serving")
+    export.add_argument("--run", required=True, help="run directory")
+    export.add_argument("--name", help="model name under the export dir (default: the app name)")
+    export.add_argument("--export-dir", help="export root (default: config export.dir)")
+
+    sub.add_parser("list", help="list the available apps")
+    return parser
+
+
+def run(args):
+    from training import run as pipeline  # imports TensorFlow: only when needed
+
+    if args.command == "list":
+        for name, cls in available_apps().items():
+            print(f"{name:24s} {cls.description}")
+    elif args.command == "train":
+        config = pipeline.load_config(args.app, args.config, args.set)
+        metrics = pipeline.train(config)
+        test = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
+        print(f"\nTest: {test}")
+        print(f"Run directory: {metrics['run_dir']}")
+        if "export" in metrics:
+            print(f"Exported SavedModel: {metrics['export']}")
+    elif args.command == "evaluate":
+        print(json.dumps(pipeline.evaluate(args.run, args.set), indent=2))
+    elif args.command == "export":
+        print(pipeline.export_run(args.run, args.name, args.export_dir))
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

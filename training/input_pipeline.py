@@ -1,0 +1,41 @@
+"""Turn an app's examples into the batched, cached, prefetched input fit expects."""
+
+import tensorflow as tf
+
+
+def global_batch_size(config, strategy):
+    """Per-replica `batch_size` x replicas in sync."""
+    return config.batch_size * strategy.num_replicas_in_sync
+
+
+def make_dataset(app, split, config, strategy, training=False):
+    """(batched dataset, number of examples) of the app's `split`, or (None, 0).
+
+    cache (decoded examples, in memory) -> shuffle (train only, seeded) ->
+    batch -> prefetch. Keras distributes the global batches across replicas;
+    data-level auto-sharding splits them between workers.
+    """
+    ds = app.build_data(split, None)
+    if ds is None:
+        return None, 0
+    if not isinstance(ds, tf.data.Dataset):
+        raise TypeError(f"{type(app).__name__}.build_data({split!r}) must return a "
+                        f"tf.data.Dataset or None, got {type(ds).__name__}")
+    examples = int(ds.cardinality())
+    if examples < 0:  # unknown (e.g. after filter): count once
+        examples = int(ds.reduce(0, lambda n, *_: n + 1))
+    if config.data.cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(config.data.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(global_batch_size(config, strategy))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = True
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE), examples
+
+
+def steps_per_epoch(ds):
+    """Batches in one pass, or None when tf.data cannot tell without iterating."""
+    n = int(ds.cardinality())
+    return n if n >= 0 else None

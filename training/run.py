@@ -1,0 +1,200 @@
+"""The shared pipeline: config -> strategy -> data -> model -> fit/evaluate -> artifacts -> export."""
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.registry import get_app
+from training import config as config_lib
+from training import input_pipeline, plots
+from training.callbacks import TrainingDiverged, standard_callbacks
+from training.export import export_saved_model
+from training.optimizers import build_optimizer
+from training.strategy import make_strategy
+
+
+def load_config(app_name, path=None, overrides=()):
+    """The resolved config of app `app_name` (defaults < YAML file < overrides)."""
+    if app_name is None and path:
+        import yaml
+
+        with open(path) as f:
+            app_name = (yaml.safe_load(f) or {}).get("app")
+    if not app_name:
+        raise config_lib.ConfigError("Name the app: --app NAME (see `python -m training list`)")
+    app_cls = get_app(app_name)
+    config = config_lib.load(app_cls.config_class, path, overrides)
+    config.app = app_name
+    return config
+
+
+def _set_precision(config, strategy):
+    if config.runtime.mixed_precision:
+        on_gpu = bool(tf.config.list_logical_devices("GPU"))
+        keras.mixed_precision.set_global_policy("mixed_float16" if on_gpu else "mixed_bfloat16")
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _make_run_dir(config):
+    if config.run_dir:
+        run_dir = Path(config.run_dir)
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path("runs") / config.app / stamp
+        suffix = 1
+        while run_dir.exists():
+            run_dir = Path("runs") / config.app / f"{stamp}-{suffix}"
+            suffix += 1
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _compile(model, app, config, steps_per_epoch):
+    args = dict(app.compile_args())
+    default_optimizer = args.pop("optimizer", "adam")
+    if not isinstance(default_optimizer, str):
+        raise TypeError("compile_args()['optimizer'] must be a name; the pipeline builds the "
+                        "optimizer from config.optimizer")
+    total = steps_per_epoch * config.epochs if steps_per_epoch else None
+    model.compile(
+        optimizer=build_optimizer(config.optimizer, default_optimizer, total, steps_per_epoch),
+        steps_per_execution=config.runtime.steps_per_execution,
+        jit_compile=config.runtime.jit_compile,
+        **args,
+    )
+
+
+def _diverged_message(failure, config, run_dir):
+    epoch, batch, loss = failure
+    lr = config.optimizer.learning_rate
+    return (f"Training diverged: the loss became {loss} in epoch {epoch} near batch {batch}. "
+            f"Lower the learning rate (--set optimizer.learning_rate={lr / 10:g}, now {lr:g}) "
+            f"or clip gradients (--set optimizer.clipnorm=1.0). Checkpoints of the last good "
+            f"epochs are in {run_dir / 'checkpoints'}.")
+
+
+def _confusion(model, dataset, num_classes):
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    for features, labels in dataset:
+        predicted = np.argmax(model(features, training=False), axis=-1)
+        np.add.at(matrix, (np.asarray(labels).reshape(-1), predicted.reshape(-1)), 1)
+    return matrix
+
+
+def write_report(app, model, history, test_ds, run_dir):
+    """Training curves, confusion matrix (classification apps) and the app's own figures."""
+    extra = {}
+    plots.training_curves(history, run_dir / "training_curves.png")
+    names = app.class_names()
+    if names and test_ds is not None:
+        matrix = _confusion(model, test_ds, len(names))
+        plots.confusion_matrix(matrix, names, run_dir / "confusion_matrix.png")
+        extra["confusion_matrix"] = matrix.tolist()
+    extra.update(app.report(model, test_ds, str(run_dir)) or {})
+    return extra
+
+
+def export_model(app, model, config, name=None):
+    """Export `model` for TF Serving; returns the version directory."""
+    name = name or config.export.name or config.app
+    return export_saved_model(model, app.serving_signature(model), config.export.dir, name)
+
+
+def train(config):
+    """Train, evaluate and export one app as configured; returns metrics.json's content."""
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy, config.runtime.logical_cpus)
+    _set_precision(config, strategy)
+    app = get_app(config.app)(config)
+    run_dir = _make_run_dir(config)
+    resuming = (run_dir / "backup").exists()
+    config_lib.save_yaml(config, run_dir / "config.yaml")
+
+    train_ds, examples = input_pipeline.make_dataset(app, "train", config, strategy, training=True)
+    if train_ds is None:
+        raise config_lib.ConfigError("The training split is empty; raise data.limit or lower "
+                                     "data.validation_split")
+    val_ds, _ = input_pipeline.make_dataset(app, "validation", config, strategy)
+    test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
+    steps = input_pipeline.steps_per_epoch(train_ds)
+
+    with strategy.scope():
+        model = app.build_model()
+        _compile(model, app, config, steps)
+    throughput, nan_guard, callbacks = standard_callbacks(
+        config, str(run_dir), examples, val_ds is not None, resuming)
+    callbacks += app.callbacks(str(run_dir))
+
+    start = time.perf_counter()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
+                        callbacks=callbacks, verbose=config.runtime.verbose)
+    train_seconds = time.perf_counter() - start
+    if nan_guard.failure:
+        raise TrainingDiverged(_diverged_message(nan_guard.failure, config, run_dir))
+
+    best = run_dir / "checkpoints" / "best.weights.h5"
+    if config.callbacks.restore_best and val_ds is not None and best.exists():
+        model.load_weights(best)
+    model.save(run_dir / "model.keras")
+    test = model.evaluate(test_ds, return_dict=True, verbose=0) if test_ds is not None else {}
+
+    metrics = {
+        "app": config.app,
+        "test": {k: float(v) for k, v in test.items()},
+        "epochs_completed": len(history.epoch),
+        "train_seconds": train_seconds,
+        "train_examples_per_sec": throughput.steady_examples_per_sec(),
+        "train_examples": examples,
+        "global_batch_size": input_pipeline.global_batch_size(config, strategy),
+        "replicas": strategy.num_replicas_in_sync,
+        "strategy": type(strategy).__name__,
+        "params": model.count_params(),
+    }
+    metrics.update(write_report(app, model, history.history, test_ds, run_dir))
+    if config.export.enabled:
+        metrics["export"] = str(export_model(app, model, config))
+    metrics["run_dir"] = str(run_dir)
+    with open(run_dir / "metrics.json", "w") as f:
+        json.dump(metrics, f, indent=2)
+    return metrics
+
+
+def load_run(run_dir):
+    """(config, app, model) of a finished run directory."""
+    run_dir = Path(run_dir)
+    for needed in ("config.yaml", "model.keras"):
+        if not (run_dir / needed).exists():
+            raise FileNotFoundError(f"{run_dir} is not a finished run: {needed} is missing "
+                                    "(train first: python -m training train --app NAME)")
+    config = load_config(None, run_dir / "config.yaml")
+    app = get_app(config.app)(config)
+    model = keras.saving.load_model(run_dir / "model.keras")
+    return config, app, model
+
+
+def evaluate(run_dir, overrides=()):
+    """Test metrics of a finished run's saved model."""
+    config, app, model = load_run(run_dir)
+    if overrides:
+        config = load_config(config.app, Path(run_dir) / "config.yaml", overrides)
+        app = get_app(config.app)(config)
+    strategy = tf.distribute.get_strategy()
+    test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
+    if test_ds is None:
+        raise ValueError(f"App {config.app} has no test split to evaluate")
+    return {k: float(v) for k, v in model.evaluate(test_ds, return_dict=True, verbose=0).items()}
+
+
+def export_run(run_dir, name=None, export_dir=None):
+    """Export a finished run's saved model; returns the version directory."""
+    config, app, model = load_run(run_dir)
+    if export_dir:
+        config.export.dir = export_dir
+    return export_model(app, model, config, name)
