@@ -36,7 +36,6 @@ class ImageDataInfo:
     shape: Tuple[int, int, int]
     num_classes: int
     class_names: List[str]
-    num_train: int  # examples in the source's training split, before any hold-out
 
 
 def read_idx(path):
@@ -111,14 +110,14 @@ class ImageSource:
             num_classes = int(labels.max()) + 1
             names = FASHION_MNIST_CLASSES if self.name == "fashion_mnist" else [
                 str(i) for i in range(num_classes)]
-            return ImageDataInfo(images.shape[1:], num_classes, names, len(images))
+            return ImageDataInfo(images.shape[1:], num_classes, names)
         info = self._tfds_builder().info
         label = info.features["label"]
         return ImageDataInfo(tuple(info.features["image"].shape), label.num_classes,
-                             list(label.names), info.splits["train"].num_examples)
+                             list(label.names))
 
     # -- examples -------------------------------------------------------------
-    def split_ranges(self, num_train):
+    def _split_ranges(self, num_train):
         """(start, stop) of train and validation inside the source's train split."""
         num_val = int(round(num_train * self.validation_split))
         return {"train": (0, num_train - num_val), "validation": (num_train - num_val, num_train)}
@@ -154,7 +153,7 @@ class ImageSource:
             start, stop = self._cap(0, len(images))
         else:
             images, labels = self._idx_arrays("train")
-            start, stop = self._cap(*self.split_ranges(len(images))[split])
+            start, stop = self._cap(*self._split_ranges(len(images))[split])
         if stop <= start:
             return None
         return tf.data.Dataset.from_tensor_slices((images[start:stop], labels[start:stop]))
@@ -172,21 +171,23 @@ class ImageSource:
     def _tfds_dataset(self, split):
         import tensorflow_datasets as tfds
 
-        builder = self._tfds_builder()
-        splits = builder.info.splits
+        splits = self._tfds_builder().info.splits
         if split == "test":
-            source = "test" if "test" in splits else "validation"
-            start, stop = self._cap(0, splits[source].num_examples)
+            source = "validation" if splits and "test" not in splits else "test"
         else:
-            source = "train"
-            start, stop = self._cap(*self.split_ranges(splits["train"].num_examples)[split])
-        if stop <= start:
-            return None
+            # TFDS slices by whole percents; the hold-out is rounded to one.
+            keep = 100 - int(round(100 * self.validation_split))
+            if split == "validation" and keep == 100:
+                return None
+            source = f"train[:{keep}%]" if split == "train" else f"train[{keep}%:]"
         try:
-            ds = tfds.load(self.name, split=f"{source}[{start}:{stop}]", data_dir=self.data_dir,
+            ds = tfds.load(self.name, split=source, data_dir=self.data_dir,
                            as_supervised=True, download=self.download)
         except Exception as e:  # TFDS raises many types offline; all mean "no data"
-            raise DataNotFoundError(missing_data_message(self.name, self.data_dir) +
-                                    f"\n(TFDS said: {str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+            first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DataNotFoundError(missing_data_message(self.name, self.data_dir)
+                                    + f"\n(TFDS said: {first_line})") from None
+        if self.limit is not None:
+            ds = ds.take(int(self.limit))
         return ds.map(lambda image, label: (image, tf.cast(label, tf.int64)),
                       num_parallel_calls=tf.data.AUTOTUNE)

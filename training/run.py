@@ -134,7 +134,8 @@ def train(config):
 
     start = time.perf_counter()
     history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                        callbacks=callbacks, verbose=config.runtime.verbose)
+                        callbacks=callbacks, verbose=config.runtime.verbose,
+                        shuffle=False)  # the input pipeline shuffles, seeded
     train_seconds = time.perf_counter() - start
     if nan_guard.failure:
         raise TrainingDiverged(_diverged_message(nan_guard.failure, config, run_dir))

@@ -1,0 +1,48 @@
+"""Config: defaults, YAML, --set overrides, strict keys with helpful errors."""
+
+import pytest
+
+from training.config import ConfigError
+from training.run import load_config
+
+
+def test_defaults_are_the_apps():
+    config = load_config("image_classification")
+    assert config.data.name == "fashion_mnist"
+    assert config.model.arch == "resnet_small"
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("app: image_classification\nepochs: 7\nmodel:\n  arch: mobilenet_small\n")
+    config = load_config(None, path, ["epochs=2", "data.limit=100", "runtime.jit_compile=true",
+                                      "optimizer.clipnorm=none"])
+    assert (config.epochs, config.model.arch, config.data.limit) == (2, "mobilenet_small", 100)
+    assert config.runtime.jit_compile is True and config.optimizer.clipnorm is None
+
+
+def test_unknown_key_lists_valid_ones():
+    with pytest.raises(ConfigError) as err:
+        load_config("image_classification", None, ["model.archh=resnet50"])
+    message = str(err.value)
+    assert "model.archh" in message and "arch" in message and "width_multiplier" in message
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(ConfigError, match="'epochs' must be int"):
+        load_config("image_classification", None, ["epochs=many"])
+
+
+def test_malformed_set_says_how():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config("image_classification", None, ["epochs"])
+
+
+def test_missing_file_is_clear():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("image_classification", "nope.yaml")
+
+
+def test_unknown_app_lists_apps():
+    with pytest.raises(ValueError, match="image_classification"):
+        load_config("no_such_app")

@@ -1,0 +1,105 @@
+"""One-epoch runs of the image app through the whole pipeline, on real and mocked data."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from apps.image_data import DataNotFoundError
+from training.callbacks import TrainingDiverged
+from training.export import versions
+from training.run import train
+
+
+def test_real_fashion_mnist_slice_writes_every_artifact(smoke_config, tmp_path):
+    metrics = train(smoke_config())
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.json", "history.csv", "model.keras",
+                 "training_curves.png", "confusion_matrix.png", "checkpoints/best.weights.h5"):
+        assert (run / name).exists(), name
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["test"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert 0.0 <= saved["test"]["accuracy"] <= 1.0
+    assert saved["train_examples"] == 256 and saved["epochs_completed"] == 1
+    assert np.array(saved["confusion_matrix"]).sum() == 256  # every test image counted once
+    assert saved["export"].endswith("image_classification/1")
+
+
+def _fresh_process_predictions(export_path, images_path):
+    code = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        loaded = tf.saved_model.load({str(export_path)!r})
+        fn = loaded.signatures["serving_default"]
+        out = fn(image=tf.constant(np.load({str(images_path)!r})))
+        np.save({str(images_path)!r} + ".probs.npy", out["probabilities"].numpy())
+        print(sorted(out))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip(), np.load(str(images_path) + ".probs.npy")
+
+
+def test_export_reloads_in_fresh_process_with_same_predictions(smoke_config, tmp_path):
+    import keras
+
+    metrics = train(smoke_config())
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    outputs, probs = _fresh_process_predictions(metrics["export"], tmp_path / "images.npy")
+    assert outputs == "['class_id', 'class_name', 'probabilities']"
+    assert np.max(np.abs(probs - model.predict(images, verbose=0))) <= 1e-5
+
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    show = subprocess.run([cli, "show", "--dir", metrics["export"], "--all"],
+                          capture_output=True, text=True, timeout=300)
+    assert show.returncode == 0, show.stderr[-2000:]
+    assert "signature_def['serving_default']" in show.stdout
+    assert "dtype: DT_UINT8" in show.stdout and "outputs['class_name']" in show.stdout
+
+
+def test_export_never_overwrites_a_version(smoke_config, tmp_path):
+    from training.run import export_run
+
+    train(smoke_config())
+    second = export_run(tmp_path / "run")
+    assert second.name == "2"
+    assert versions(tmp_path / "export" / "image_classification") == [1, 2]
+    config_text = (tmp_path / "export" / "models.config").read_text()
+    assert "name: 'image_classification'" in config_text
+    assert not [p for p in (tmp_path / "export" / "image_classification").iterdir()
+                if p.name.startswith(".tmp")]
+
+
+@pytest.mark.parametrize("name, shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
+def test_tfds_datasets_by_name(smoke_config, tmp_path, name, shape):
+    with tfds.testing.mock_data(num_examples=96):
+        config = smoke_config(f"data.name={name}", "data.limit=64", "export.enabled=false")
+        metrics = train(config)
+    assert metrics["train_examples"] == 64
+    assert "accuracy" in metrics["test"]
+    import keras
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert tuple(model.inputs[0].shape[1:]) == shape
+
+
+def test_missing_data_names_both_fixes(smoke_config, tmp_path, monkeypatch):
+    monkeypatch.setattr("apps.image_data.IDX_DIRS", {})
+    monkeypatch.delenv("KAT_DATA_DIR", raising=False)
+    config = smoke_config(f"data.dir={tmp_path / 'empty'}", "data.download=false")
+    with pytest.raises(DataNotFoundError) as err:
+        train(config)
+    message = str(err.value)
+    assert "apt-get install dataset-fashion-mnist" in message and "data.download=true" in message
+
+
+def test_nan_loss_stops_with_a_fix(smoke_config):
+    config = smoke_config("optimizer.name=sgd", "optimizer.learning_rate=1e30",
+                          "optimizer.schedule=constant", "export.enabled=false")
+    with pytest.raises(TrainingDiverged, match="optimizer.learning_rate="):
+        train(config)
