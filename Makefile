@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APP_CONFIG ?= configs/fashion_mnist_default.yaml
 ARGS ?=
 
-.PHONY: help setup data train-app test test-slow bench export clean
+.PHONY: help setup data train-app test test-slow bench export new-app clean
 
 help:
 	@echo "make train-app   set up, then train, evaluate and export the default app ($(APP_CONFIG))"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-slow   the long runs (full trainings)"
 	@echo "make bench       benchmarks/ (pipeline vs plain fit)"
 	@echo "make export RUN=runs/<app>/<stamp>   export a finished run for TF Serving"
+	@echo "make new-app NAME=my_task            scaffold a new task (app, config, test)"
 	@echo "ARGS='--set epochs=2' passes extra options to the training command"
 
 $(INSTALLED): setup.cfg pyproject.toml
@@ -52,6 +53,10 @@ bench: setup
 export: setup
 	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/<app>/<stamp> [NAME=model_name]"; exit 2; }
 	$(PY) -m training export --run $(RUN) $(if $(NAME),--name $(NAME))
+
+new-app: setup
+	@test -n "$(NAME)" || { echo "usage: make new-app NAME=my_task"; exit 2; }
+	$(PY) -m training new-app $(NAME)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

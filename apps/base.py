@@ -25,6 +25,10 @@ import tensorflow as tf
 from training.config import Config
 
 
+class DataNotFoundError(FileNotFoundError):
+    """An app's data is neither on disk nor downloadable; the message says how to get it."""
+
+
 @dataclass
 class ServingSignature:
     """What TF Serving receives and returns for `serving_default`.

@@ -14,6 +14,9 @@ from typing import List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from apps.base import DataNotFoundError
+from training.config import ConfigError
+
 DATA_DIR_ENV = "KAT_DATA_DIR"
 IDX_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
 IDX_FILES = {
@@ -25,10 +28,6 @@ FASHION_MNIST_CLASSES = [
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-class DataNotFoundError(FileNotFoundError):
-    """The requested data set is neither on disk nor downloadable."""
 
 
 @dataclass
@@ -93,7 +92,7 @@ class ImageSource:
 
     def __init__(self, name, data_dir=None, validation_split=0.1, limit=None, download=True):
         if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"data.validation_split must be in [0, 1), got {validation_split}")
+            raise ConfigError(f"data.validation_split must be in [0, 1), got {validation_split}")
         self.name = name
         self.data_dir = data_dir
         self.validation_split = validation_split

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from apps.image_data import DataNotFoundError
+from apps.base import DataNotFoundError
 from training.callbacks import TrainingDiverged
 from training.export import versions
 from training.run import train

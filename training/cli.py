@@ -4,15 +4,16 @@ import argparse
 import json
 import sys
 
-from apps.image_data import DataNotFoundError
-from apps.registry import available_apps
+from apps.base import DataNotFoundError
+from apps.registry import UnknownAppError, available_apps
 from training import config as config_lib
 from training.callbacks import TrainingDiverged
 from training.export import ExportError
 
 # Errors a user causes and can fix: print the message alone, no traceback.
+# Anything else is a bug and keeps its traceback.
 USER_ERRORS = (config_lib.ConfigError, DataNotFoundError, TrainingDiverged, ExportError,
-               FileNotFoundError, ValueError)
+               UnknownAppError, FileNotFoundError)
 
 
 def _apps_epilog():
@@ -52,6 +53,10 @@ def build_parser():
     export.add_argument("--export-dir", help="export root (default: config export.dir)")
 
     sub.add_parser("list", help="list the available apps")
+
+    new_app = sub.add_parser("new-app", help="scaffold apps/NAME.py, configs/NAME.yaml, tests/test_NAME.py")
+    new_app.add_argument("name", help="app name, a lowercase identifier such as my_task")
+    new_app.add_argument("--root", default=".", help="project root to write into (default: .)")
     return parser
 
 
@@ -73,6 +78,12 @@ def run(args):
         print(json.dumps(pipeline.evaluate(args.run, args.set), indent=2))
     elif args.command == "export":
         print(pipeline.export_run(args.run, args.name, args.export_dir))
+    elif args.command == "new-app":
+        from training.scaffold import new_app
+
+        for path in new_app(args.name, args.root):
+            print(f"wrote {path}")
+        print(f"next: python -m pytest tests/test_{args.name}.py, then replace build_data/build_model")
 
 
 def main(argv=None):

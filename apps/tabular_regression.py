@@ -1,0 +1,79 @@
+"""Tabular regression from a CSV file: the worked example of adding a task by subclassing."""
+
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.base import App, DataNotFoundError, ServingSignature
+from apps.registry import register_app
+from training.config import Config, ConfigError, DataConfig, ModelConfig, OptimizerConfig
+
+
+@dataclass
+class TabularDataConfig(DataConfig):
+    path: str = ""  # CSV with a header row and numeric columns
+    target: str = ""  # the column to predict; all others are features
+    test_split: float = 0.2
+
+
+@dataclass
+class TabularModelConfig(ModelConfig):
+    arch: str = "mlp"
+    hidden_units: int = 64  # two hidden layers of this width
+
+
+@dataclass
+class TabularRegressionConfig(Config):
+    app: str = "tabular_regression"
+    epochs: int = 30
+    batch_size: int = 32
+    data: TabularDataConfig = field(default_factory=TabularDataConfig)
+    model: TabularModelConfig = field(default_factory=TabularModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(learning_rate=0.01))
+
+
+@register_app
+class TabularRegression(App):
+    name = "tabular_regression"
+    description = "Predict one numeric CSV column from the others (normalisation inside the model)."
+    config_class = TabularRegressionConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        d = config.data
+        try:  # a header row, then numbers
+            table = np.genfromtxt(d.path, delimiter=",", names=True, dtype=np.float32)
+        except OSError:
+            raise DataNotFoundError(f"CSV not found: {d.path!r}; pass --set data.path=FILE.csv") from None
+        if d.target not in table.dtype.names:
+            raise ConfigError(f"data.target must be one of the CSV's columns: {', '.join(table.dtype.names)}")
+        self.feature_names = [n for n in table.dtype.names if n != d.target]
+        x = np.stack([table[n] for n in self.feature_names], axis=1)
+        order = np.random.default_rng(config.seed).permutation(len(x))
+        cuts = np.cumsum([int(len(x) * f) for f in (d.test_split, d.validation_split)])
+        parts = np.split(order, cuts)
+        self.splits = {s: (x[i][: d.limit], table[d.target][i][: d.limit])
+                       for s, i in zip(("test", "validation", "train"), parts)}
+
+    def build_data(self, split, input_context=None):
+        x, y = self.splits[split]
+        return tf.data.Dataset.from_tensor_slices((x, y)) if len(x) else None
+
+    def build_model(self):
+        normalize = keras.layers.Normalization(name="normalize")
+        normalize.adapt(self.splits["train"][0])  # mean/variance of the training features
+        inputs = keras.Input((len(self.feature_names),), name="features")
+        x = normalize(inputs)
+        for _ in range(2):
+            x = keras.layers.Dense(self.config.model.hidden_units, activation="relu")(x)
+        return keras.Model(inputs, keras.layers.Dense(1, name="prediction")(x))
+
+    def compile_args(self):
+        return {"optimizer": "adam", "loss": "mse",
+                "metrics": [keras.metrics.MeanAbsoluteError(name="mae")]}
+
+    def serving_signature(self, model):
+        spec = tf.TensorSpec((None, len(self.feature_names)), tf.float32, name="features")
+        return ServingSignature([spec], lambda x: {"prediction": model(x, training=False)[:, 0]})
