@@ -104,3 +104,13 @@ def test_tabular_regression_errors_name_the_fix(tmp_path):
     from apps.base import DataNotFoundError
     with pytest.raises(DataNotFoundError, match="data.path"):
         train(load_config("tabular_regression", None, ["data.path=/nonexistent.csv"]))
+
+
+def test_docs_quote_the_worked_example_exactly():
+    doc = (REPO / "docs" / "adding_a_task.md").read_text()
+    quoted = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    source = (REPO / "apps" / "tabular_regression.py").read_text()
+    assert quoted == source
+    code_lines = [line for line in source.splitlines() if line.strip()
+                  and not line.strip().startswith("#") and not line.startswith(("import ", "from "))]
+    assert f"{len(code_lines)} lines of code" in doc and len(code_lines) < 60
