@@ -44,8 +44,9 @@ def _tpu_strategy():
 def make_strategy(name="auto", logical_cpus=0):
     """Return the strategy named by the config.
 
-    auto: a TPU if one resolves, else MirroredStrategy when there is more
-    than one GPU (or logical CPU), else one device.
+    auto: a TPU if one resolves (TPU_NAME set, or on a TPU VM), else
+    MirroredStrategy when there is more than one GPU (or logical CPU), else
+    one device.
     """
     if name not in STRATEGIES:
         raise ConfigError(f"Unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
@@ -62,7 +63,9 @@ def make_strategy(name="auto", logical_cpus=0):
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
-    if name == "auto" and os.environ.get("TPU_NAME"):
+    # Probing for a TPU over the network would stall every run elsewhere, so
+    # "auto" only tries when there are signs of one: TPU_NAME or a TPU VM device.
+    if name == "auto" and (os.environ.get("TPU_NAME") or os.path.exists("/dev/accel0")):
         return _tpu_strategy()
     if name == "mirrored" or (name == "auto" and (len(gpus) > 1 or (not gpus and len(cpus) > 1))):
         devices = [d.name for d in gpus] or [d.name for d in cpus]
