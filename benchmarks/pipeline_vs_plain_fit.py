@@ -42,7 +42,7 @@ def main():
     def fresh_model():
         keras.utils.set_random_seed(0)
         model = app.build_model()
-        _compile(model, app, config, input_pipeline.steps_per_epoch(pipeline_ds))
+        _compile(model, app, config, input_pipeline.steps_per_epoch(pipeline_ds), strategy)
         return model
 
     pipeline_model, plain_model = fresh_model(), fresh_model()

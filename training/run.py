@@ -56,7 +56,18 @@ def _make_run_dir(config):
     return run_dir
 
 
-def _compile(model, app, config, steps_per_epoch):
+def _steps_per_execution(config, strategy):
+    """Keras 3 fails with steps_per_execution > 1 under more than one replica
+    ("You must feed a value for placeholder", keras-team/keras#19246), so
+    multi-replica runs execute one step per call."""
+    if strategy.num_replicas_in_sync > 1 and config.runtime.steps_per_execution > 1:
+        print(f"note: runtime.steps_per_execution={config.runtime.steps_per_execution} -> 1 with "
+              f"{strategy.num_replicas_in_sync} replicas (keras-team/keras#19246)")
+        return 1
+    return config.runtime.steps_per_execution
+
+
+def _compile(model, app, config, steps_per_epoch, strategy):
     args = dict(app.compile_args())
     default_optimizer = args.pop("optimizer", "adam")
     if not isinstance(default_optimizer, str):
@@ -65,7 +76,7 @@ def _compile(model, app, config, steps_per_epoch):
     total = steps_per_epoch * config.epochs if steps_per_epoch else None
     model.compile(
         optimizer=build_optimizer(config.optimizer, default_optimizer, total, steps_per_epoch),
-        steps_per_execution=config.runtime.steps_per_execution,
+        steps_per_execution=_steps_per_execution(config, strategy),
         jit_compile=config.runtime.jit_compile,
         **args,
     )
@@ -127,7 +138,7 @@ def train(config):
 
     with strategy.scope():
         model = app.build_model()
-        _compile(model, app, config, steps)
+        _compile(model, app, config, steps, strategy)
     throughput, nan_guard, callbacks = standard_callbacks(
         config, str(run_dir), examples, val_ds is not None, resuming)
     callbacks += app.callbacks(str(run_dir))
