@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APP_CONFIG ?= configs/fashion_mnist_default.yaml
 ARGS ?=
 
-.PHONY: help setup data train-app test test-slow bench export new-app clean
+.PHONY: help setup data train-app test test-slow bench export serve new-app clean
 
 help:
 	@echo "make train-app   set up, then train, evaluate and export the default app ($(APP_CONFIG))"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-slow   the long runs (full trainings)"
 	@echo "make bench       benchmarks/ (pipeline vs plain fit)"
 	@echo "make export RUN=runs/<app>/<stamp>   export a finished run for TF Serving"
+	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"
 	@echo "make new-app NAME=my_task            scaffold a new task (app, config, test)"
 	@echo "ARGS='--set epochs=2' passes extra options to the training command"
 
@@ -53,6 +54,21 @@ bench: setup
 export: setup
 	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/<app>/<stamp> [NAME=model_name]"; exit 2; }
 	$(PY) -m training export --run $(RUN) $(if $(NAME),--name $(NAME))
+
+# TF Serving if installed, else its Docker image, else our REST stand-in (same flags).
+EXPORT_DIR ?= export
+SERVE_FLAGS = --rest_api_port=8501 --port=8500 --model_config_file=$(abspath $(EXPORT_DIR))/models.config
+serve: setup
+	@test -f $(EXPORT_DIR)/models.config || { echo "No $(EXPORT_DIR)/models.config: run make train-app (or make export) first"; exit 2; }
+	@if command -v tensorflow_model_server >/dev/null 2>&1; then \
+		tensorflow_model_server $(SERVE_FLAGS); \
+	elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		docker run --rm -p 8500:8500 -p 8501:8501 -v $(abspath $(EXPORT_DIR)):$(abspath $(EXPORT_DIR)) \
+			tensorflow/serving $(SERVE_FLAGS); \
+	else \
+		echo "tensorflow_model_server and docker are not available: serving with the local REST stand-in"; \
+		$(PY) -m training serve $(SERVE_FLAGS); \
+	fi
 
 new-app: setup
 	@test -n "$(NAME)" || { echo "usage: make new-app NAME=my_task"; exit 2; }

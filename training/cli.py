@@ -54,6 +54,19 @@ def build_parser():
 
     sub.add_parser("list", help="list the available apps")
 
+    serve = sub.add_parser(
+        "serve", help="local stand-in for TF Serving's REST API (same flags as tensorflow_model_server)")
+    from training.serve import add_flags
+
+    add_flags(serve)
+
+    predict = sub.add_parser("predict", help="ask a served model about image files, .npy files or texts")
+    predict.add_argument("items", nargs="+", help="image paths (.png/.jpg), .npy arrays, or texts")
+    predict.add_argument("--model", required=True, help="model name on the server")
+    predict.add_argument("--url", default="http://127.0.0.1:8501", help="REST base URL")
+    predict.add_argument("--grpc", metavar="HOST:PORT", help="use gRPC (PredictionService) instead of REST")
+    predict.add_argument("--version", type=int, help="a specific model version")
+
     new_app = sub.add_parser("new-app", help="scaffold apps/NAME.py, configs/NAME.yaml, tests/test_NAME.py")
     new_app.add_argument("name", help="app name, a lowercase identifier such as my_task")
     new_app.add_argument("--root", default=".", help="project root to write into (default: .)")
@@ -78,6 +91,18 @@ def run(args):
         print(json.dumps(pipeline.evaluate(args.run, args.set), indent=2))
     elif args.command == "export":
         print(pipeline.export_run(args.run, args.name, args.export_dir))
+    elif args.command == "serve":
+        from training.serve import serve
+
+        return serve(args)
+    elif args.command == "predict":
+        from training import client
+
+        if args.grpc:
+            result = client.grpc_predict(args.grpc, args.model, args.items, args.version)
+        else:
+            result = client.rest_predict(args.url, args.model, args.items, args.version)
+        print(json.dumps(result, indent=2))
     elif args.command == "new-app":
         from training.scaffold import new_app
 
@@ -88,9 +113,10 @@ def run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from training.client import ClientError
+
     try:
-        run(args)
-    except USER_ERRORS as e:
+        return run(args) or 0
+    except USER_ERRORS + (ClientError,) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0

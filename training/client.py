@@ -1,0 +1,101 @@
+"""`python -m training predict`: ask a TF Serving model (REST or gRPC) about files or texts.
+
+Inputs are shaped from the model's own signature: images are decoded with
+the model's channel count and resized to its height and width; `.npy` files
+are sent as they are; anything else is sent as a string.
+"""
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from training.rest_api import format_outputs
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp"}
+DTYPES = {"DT_UINT8": np.uint8, "DT_FLOAT": np.float32, "DT_INT64": np.int64,
+          "DT_INT32": np.int32, "DT_STRING": object, "DT_DOUBLE": np.float64}
+
+
+class ClientError(RuntimeError):
+    """The server could not be reached or refused the request."""
+
+
+def _http(url, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=60) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise ClientError(f"{e.code} from {url}: {e.read().decode(errors='replace')}") from None
+    except urllib.error.URLError as e:
+        raise ClientError(f"Cannot reach {url} ({e.reason}); is the server running (make serve)?") from None
+
+
+def input_spec(signature_def):
+    """(name, numpy dtype, shape with -1 for any) of a single-input signature."""
+    inputs = signature_def["inputs"]
+    if len(inputs) != 1:
+        raise ClientError(f"The signature has inputs {sorted(inputs)}; this client sends one")
+    name, info = next(iter(inputs.items()))
+    dims = [int(d["size"]) for d in info.get("tensor_shape", {}).get("dim", [])]
+    return name, DTYPES.get(info["dtype"], object), dims
+
+
+def load_example(item, dtype, dims):
+    """One example (without the batch dim) from a path or a text."""
+    path = Path(item)
+    if path.suffix.lower() in IMAGE_SUFFIXES and path.exists():
+        channels = dims[-1] if len(dims) == 4 and dims[-1] > 0 else 0
+        image = tf.io.decode_image(path.read_bytes(), channels=channels, expand_animations=False)
+        if len(dims) == 4 and dims[1] > 0 and dims[2] > 0 and tuple(image.shape[:2]) != tuple(dims[1:3]):
+            image = tf.image.resize(image, dims[1:3], antialias=True)
+        return np.clip(np.round(image.numpy()), 0, 255).astype(dtype)
+    if path.suffix == ".npy" and path.exists():
+        return np.load(path).astype(dtype)
+    return item
+
+
+def rest_signature(url, model):
+    meta = _http(f"{url.rstrip('/')}/v1/models/{model}/metadata")
+    return meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+
+
+def rest_predict(url, model, items, version=None):
+    name, dtype, dims = input_spec(rest_signature(url, model))
+    examples = [load_example(i, dtype, dims) for i in items]
+    instances = [e.tolist() if isinstance(e, np.ndarray) else e for e in examples]
+    where = f"/versions/{version}" if version else ""
+    return _http(f"{url.rstrip('/')}/v1/models/{model}{where}:predict", {"instances": instances})
+
+
+def grpc_predict(target, model, items, version=None):
+    """Same request over gRPC with tensorflow-serving-api's PredictionServiceStub."""
+    import grpc
+    from google.protobuf import json_format
+    from tensorflow_serving.apis import (get_model_metadata_pb2, model_pb2, predict_pb2,
+                                         prediction_service_pb2_grpc)
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+    spec = model_pb2.ModelSpec(name=model, signature_name="serving_default")
+    if version:
+        spec.version.value = int(version)
+    meta_request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    meta_request.model_spec.CopyFrom(spec)
+    try:
+        meta = stub.GetModelMetadata(meta_request, timeout=60)
+        sigmap = get_model_metadata_pb2.SignatureDefMap()
+        meta.metadata["signature_def"].Unpack(sigmap)
+        signature = json_format.MessageToDict(sigmap.signature_def["serving_default"],
+                                              preserving_proto_field_name=True)
+        name, dtype, dims = input_spec(signature)
+        batch = np.stack([np.asarray(load_example(i, dtype, dims), dtype=dtype) for i in items])
+        request = predict_pb2.PredictRequest(model_spec=spec)
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(batch))
+        response = stub.Predict(request, timeout=60)
+    except grpc.RpcError as e:
+        raise ClientError(f"gRPC {e.code().name} from {target}: {e.details()}") from None
+    return format_outputs({k: tf.make_ndarray(v) for k, v in response.outputs.items()})
