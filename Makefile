@@ -13,7 +13,7 @@ help:
 	@echo "make train-app   set up, then train, evaluate and export the default app ($(APP_CONFIG))"
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
-	@echo "make bench       benchmarks/ (pipeline vs plain fit)"
+	@echo "make bench       benchmarks/ (pipeline vs plain fit, serving latency)"
 	@echo "make export RUN=runs/<app>/<stamp>   export a finished run for TF Serving"
 	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"
 	@echo "make new-app NAME=my_task            scaffold a new task (app, config, test)"
@@ -49,7 +49,8 @@ test-slow: setup
 	$(PY) -m pytest -q -m slow $(ARGS)
 
 bench: setup
-	$(PY) benchmarks/pipeline_vs_plain_fit.py $(ARGS)
+	$(PY) benchmarks/pipeline_vs_plain_fit.py
+	$(PY) benchmarks/serving_latency.py
 
 export: setup
 	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/<app>/<stamp> [NAME=model_name]"; exit 2; }

@@ -18,7 +18,7 @@ from training.config import Config, DataConfig, ModelConfig, OptimizerConfig
 
 
 def build_classifier(arch, input_shape, num_classes, width_multiplier=1.0, dropout=0.0,
-                     augment=False, name=None):
+                     augment=False, augment_shift=0.1, name=None):
     """A keras.Model from uint8 images (input "image") to class probabilities.
 
     Args:
@@ -28,8 +28,9 @@ def build_classifier(arch, input_shape, num_classes, width_multiplier=1.0, dropo
         num_classes: size of the softmax output "probabilities".
         width_multiplier: scales every layer's channels.
         dropout: dropout rate before the classifier.
-        augment: random horizontal flip and +-10% shifts while training
-            (Keras preprocessing layers; identity at inference).
+        augment: random horizontal flip while training, plus random shifts of
+            up to `augment_shift` of the size (0 disables them); Keras
+            preprocessing layers, identity at inference.
     """
     if arch not in BACKBONES:
         raise ValueError(f"Unknown model.arch {arch!r}; choose one of: {', '.join(BACKBONES)}")
@@ -39,7 +40,9 @@ def build_classifier(arch, input_shape, num_classes, width_multiplier=1.0, dropo
     x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     if augment:
         x = keras.layers.RandomFlip("horizontal", name="random_flip")(x)
-        x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="random_shift")(x)
+        if augment_shift:
+            x = keras.layers.RandomTranslation(augment_shift, augment_shift, fill_mode="constant",
+                                               name="random_shift")(x)
     x = BACKBONES[arch](x, width_multiplier=width_multiplier)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
@@ -55,7 +58,8 @@ class ImageModelConfig(ModelConfig):
     arch: str = "resnet_small"
     width_multiplier: float = 0.5
     dropout: float = 0.0
-    augment: bool = False
+    augment: bool = False  # random flip (and shift) while training
+    augment_shift: float = 0.1  # largest random shift, as a fraction of the size; 0 = flip only
 
 
 @dataclass
@@ -98,7 +102,7 @@ class ImageClassification(App):
         m = self.config.model
         return build_classifier(m.arch, self.info.shape, self.info.num_classes,
                                 width_multiplier=m.width_multiplier, dropout=m.dropout,
-                                augment=m.augment)
+                                augment=m.augment, augment_shift=m.augment_shift)
 
     def compile_args(self):
         return {
