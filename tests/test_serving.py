@@ -225,3 +225,18 @@ def test_serve_and_predict_commands_end_to_end(served, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path):
+    from apps.base import ServingSignature
+    from training.export import export_saved_model, versions
+
+    model = keras.Sequential([keras.Input((2,), name="x"), keras.layers.Dense(1)])
+
+    def broken(x):
+        raise RuntimeError("boom while tracing")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        export_saved_model(model, ServingSignature([tf.TensorSpec([None, 2], tf.float32, name="x")],
+                                                   broken), tmp_path, "m")
+    assert versions(tmp_path / "m") == [] and list((tmp_path / "m").iterdir()) == []
