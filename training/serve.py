@@ -7,6 +7,7 @@ Serving (no pip package ships the server binary); use TF Serving itself in
 production.
 """
 
+import logging
 from pathlib import Path
 
 from werkzeug.serving import make_server
@@ -41,6 +42,7 @@ def models_from_flags(args):
 
 def make_server_from_flags(args):
     """(werkzeug REST server, gRPC server or None, repository), not yet serving."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request, like TF Serving
     repository = ModelRepository(models_from_flags(args), args.file_system_poll_wait_seconds)
     server = make_server(args.host, args.rest_api_port, RestApp(repository, args.max_body_bytes),
                          threaded=True)
