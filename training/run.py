@@ -178,14 +178,14 @@ def train(config):
     return metrics
 
 
-def load_run(run_dir):
-    """(config, app, model) of a finished run directory."""
+def load_run(run_dir, overrides=()):
+    """(config, app, model) of a finished run directory; `overrides` as in --set."""
     run_dir = Path(run_dir)
     for needed in ("config.yaml", "model.keras"):
         if not (run_dir / needed).exists():
             raise FileNotFoundError(f"{run_dir} is not a finished run: {needed} is missing "
                                     "(train first: python -m training train --app NAME)")
-    config = load_config(None, run_dir / "config.yaml")
+    config = load_config(None, run_dir / "config.yaml", overrides)
     app = get_app(config.app)(config)
     model = keras.saving.load_model(run_dir / "model.keras")
     return config, app, model
@@ -193,10 +193,7 @@ def load_run(run_dir):
 
 def evaluate(run_dir, overrides=()):
     """Test metrics of a finished run's saved model."""
-    config, app, model = load_run(run_dir)
-    if overrides:
-        config = load_config(config.app, Path(run_dir) / "config.yaml", overrides)
-        app = get_app(config.app)(config)
+    config, app, model = load_run(run_dir, overrides)
     strategy = tf.distribute.get_strategy()
     test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
     if test_ds is None:
