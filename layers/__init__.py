@@ -6,6 +6,7 @@ name ``keras_app_templates`` and meets Keras' own layer contract
 """
 
 from layers.depthwise_separable import DepthwiseSeparableBlock
+from layers.rbm import RBM
 from layers.residual import ResidualBlock
 
-__all__ = ["DepthwiseSeparableBlock", "ResidualBlock"]
+__all__ = ["DepthwiseSeparableBlock", "RBM", "ResidualBlock"]
