@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+BENCH_INSTALLED := $(VENV)/.bench-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APP_CONFIG ?= configs/fashion_mnist_default.yaml
 ARGS ?=
@@ -13,7 +14,7 @@ help:
 	@echo "make train-app   set up, then train, evaluate and export the default app ($(APP_CONFIG))"
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
-	@echo "make bench       benchmarks/ (pipeline vs plain fit, serving latency)"
+	@echo "make bench       benchmarks/ (pipeline vs plain fit, serving latency, RBM vs scikit-learn)"
 	@echo "make export RUN=runs/<app>/<stamp>   export a finished run for TF Serving"
 	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"
 	@echo "make new-app NAME=my_task            scaffold a new task (app, config, test)"
@@ -25,6 +26,11 @@ $(INSTALLED): setup.cfg pyproject.toml
 	touch $@
 
 setup: $(INSTALLED) data
+
+# The benchmarks compare with scikit-learn, which the library itself does not need.
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	touch $@
 
 # Real Fashion-MNIST offline: Debian's dataset-fashion-mnist installs the IDX files.
 # Without apt (or root) the app falls back to TFDS, which needs internet.
@@ -48,9 +54,10 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow $(ARGS)
 
-bench: setup
+bench: setup $(BENCH_INSTALLED)
 	$(PY) benchmarks/pipeline_vs_plain_fit.py
 	$(PY) benchmarks/serving_latency.py
+	$(PY) benchmarks/rbm_vs_sklearn.py
 
 export: setup
 	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/<app>/<stamp> [NAME=model_name]"; exit 2; }

@@ -5,6 +5,7 @@ The pipeline calls the hooks in this order, once per run:
     app = MyApp(config)                    # config: an instance of MyApp.config_class
     app.build_data("train" | "validation" | "test", input_context)
     with strategy.scope():
+        app.pretrain(run_dir, compile_options)   # optional unsupervised stage
         model = app.build_model()
         model.compile(**app.compile_args())   # config.optimizer overrides the optimizer
     model.fit(...); model.evaluate(...)
@@ -112,6 +113,16 @@ class App:
         specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype, name=t.name)
                  for t in model.inputs]
         return ServingSignature(specs, lambda *xs: {"outputs": model(list(xs), training=False)})
+
+    def pretrain(self, run_dir: str, compile_options: dict) -> None:
+        """Optional unsupervised stage, run before `build_model` (e.g. a DBN's RBMs).
+
+        Called inside `strategy.scope()`, so models fitted here are
+        distributed like the main one. `compile_options` holds the run's
+        `steps_per_execution` and `jit_compile`, already adjusted to the
+        strategy, for any `model.compile` here. Write what you save under
+        `run_dir`; if it is already there (a resumed run), load it instead.
+        """
 
     def callbacks(self, run_dir: str) -> list:
         """Extra Keras callbacks for fit (the pipeline adds checkpoints, logs, etc.)."""

@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 
 from apps.registry import get_app  # noqa: E402
 from training import input_pipeline  # noqa: E402
-from training.run import _compile, load_config  # noqa: E402
+from training.run import compile_model, compile_options, load_config  # noqa: E402
 
 
 def main():
@@ -42,7 +42,8 @@ def main():
     def fresh_model():
         keras.utils.set_random_seed(0)
         model = app.build_model()
-        _compile(model, app, config, input_pipeline.steps_per_epoch(pipeline_ds), strategy)
+        compile_model(model, app, config, input_pipeline.steps_per_epoch(pipeline_ds),
+                      compile_options(config, strategy))
         return model
 
     pipeline_model, plain_model = fresh_model(), fresh_model()

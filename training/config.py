@@ -112,6 +112,13 @@ def _coerce(value, tp, key):
         return _coerce(value, args[0], key)
     if tp is Any:
         return value
+    if origin is list:  # e.g. List[int]: a YAML list, or "500,500,2000" from --set
+        (item_type,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+        if isinstance(value, (list, tuple)):
+            return [_coerce(yaml.safe_load(v) if isinstance(v, str) else v, item_type, f"{key}[{i}]")
+                    for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -67,7 +67,15 @@ def _steps_per_execution(config, strategy):
     return config.runtime.steps_per_execution
 
 
-def _compile(model, app, config, steps_per_epoch, strategy):
+def compile_options(config, strategy):
+    """The runtime options every `model.compile` of a run gets."""
+    return {"steps_per_execution": _steps_per_execution(config, strategy),
+            "jit_compile": config.runtime.jit_compile}
+
+
+def compile_model(model, app, config, steps_per_epoch, options):
+    """model.compile with the app's loss/metrics, the configured optimizer and
+    schedule, and the run's `compile_options`."""
     args = dict(app.compile_args())
     default_optimizer = args.pop("optimizer", "adam")
     if not isinstance(default_optimizer, str):
@@ -76,8 +84,7 @@ def _compile(model, app, config, steps_per_epoch, strategy):
     total = steps_per_epoch * config.epochs if steps_per_epoch else None
     model.compile(
         optimizer=build_optimizer(config.optimizer, default_optimizer, total, steps_per_epoch),
-        steps_per_execution=_steps_per_execution(config, strategy),
-        jit_compile=config.runtime.jit_compile,
+        **options,
         **args,
     )
 
@@ -136,9 +143,11 @@ def train(config):
     test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
     steps = input_pipeline.steps_per_epoch(train_ds)
 
+    options = compile_options(config, strategy)
     with strategy.scope():
+        app.pretrain(str(run_dir), options)
         model = app.build_model()
-        _compile(model, app, config, steps, strategy)
+        compile_model(model, app, config, steps, options)
     throughput, nan_guard, callbacks = standard_callbacks(
         config, str(run_dir), examples, val_ds is not None, resuming)
     callbacks += app.callbacks(str(run_dir))

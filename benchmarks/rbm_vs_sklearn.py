@@ -1,0 +1,126 @@
+"""Our RBM vs scikit-learn's BernoulliRBM, side by side in one process.
+
+speed: one PCD-1 epoch on Fashion-MNIST (60,000 x 784 -> 256 hidden units,
+batch 64), ours (median steady epoch of `model.fit`, after the first epoch
+that traces) vs `BernoulliRBM(n_components=256, batch_size=64, n_iter=1)`
+(median of the same number of fits), alternating, on the same float32 array.
+
+quality: scikit-learn's digits example (8x8 digits nudged x5, 80/20 split,
+RBM 100 units, learning rate 0.06, 10 epochs, batch 10, then
+LogisticRegression C=6000), once with sklearn's RBM and once with ours.
+
+Prints JSON and exits non-zero if a figure is missing or NaN.
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.ndimage import convolve  # noqa: E402
+from sklearn import datasets, linear_model  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.neural_network import BernoulliRBM  # noqa: E402
+from sklearn.preprocessing import minmax_scale  # noqa: E402
+
+from apps.image_data import find_idx_dir, read_idx  # noqa: E402
+from apps.rbm_training import fit_rbm  # noqa: E402
+
+
+class EpochTimes(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def fashion_mnist_pixels():
+    directory = find_idx_dir("fashion_mnist")
+    if directory is None:
+        raise SystemExit("Fashion-MNIST IDX files not found: apt-get install dataset-fashion-mnist "
+                         "or set KAT_DATA_DIR")
+    images = read_idx(next(directory.glob("train-images-idx3-ubyte*")))
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def speed(rounds, steps_per_execution):
+    x = fashion_mnist_pixels()
+    ours, theirs = [], []
+    timer = EpochTimes()
+    fit_rbm(x, 256, epochs=rounds + 1, batch_size=64, persistent=True, momentum=(0, 0, 0),
+            learning_rate=0.1, monitor=False, verbose=0, seed=0,
+            steps_per_execution=steps_per_execution, callbacks=[timer])
+    ours = timer.seconds[1:]
+    for r in range(rounds):
+        start = time.perf_counter()
+        BernoulliRBM(n_components=256, batch_size=64, n_iter=1, random_state=r).fit(x)
+        theirs.append(time.perf_counter() - start)
+    ours_s, theirs_s = float(np.median(ours)), float(np.median(theirs))
+    return {"examples": len(x), "ours_epoch_seconds": ours_s, "ours_first_epoch_seconds": timer.seconds[0],
+            "sklearn_epoch_seconds": theirs_s, "speedup": theirs_s / ours_s,
+            "ours_all": ours, "sklearn_all": theirs}
+
+
+def nudge_dataset(x, y):
+    """sklearn's example: the 8x8 images shifted by 1 pixel in 4 directions (x5 data)."""
+    directions = [[[0, 1, 0], [0, 0, 0], [0, 0, 0]], [[0, 0, 0], [1, 0, 0], [0, 0, 0]],
+                  [[0, 0, 0], [0, 0, 1], [0, 0, 0]], [[0, 0, 0], [0, 0, 0], [0, 1, 0]]]
+    shifted = [np.apply_along_axis(lambda im: convolve(im.reshape(8, 8), np.array(w),
+                                                       mode="constant").ravel(), 1, x)
+               for w in directions]
+    return np.concatenate([x] + shifted), np.concatenate([y] * 5)
+
+
+def quality(seed=0):
+    digits = datasets.load_digits()
+    x, y = nudge_dataset(np.asarray(digits.data, "float32"), digits.target)
+    x = minmax_scale(x, feature_range=(0, 1)).astype(np.float32)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=seed)
+
+    def score(features_train, features_test):
+        logistic = linear_model.LogisticRegression(C=6000, max_iter=1000)
+        logistic.fit(features_train, y_train)
+        return float(logistic.score(features_test, y_test))
+
+    sk = BernoulliRBM(n_components=100, learning_rate=0.06, n_iter=10, batch_size=10,
+                      random_state=seed).fit(x_train)
+    # sklearn's settings; plain SGD as sklearn (momentum 0.9 at batch 10 and
+    # learning rate 0.06 would step 10x further).
+    ours = fit_rbm(x_train, 100, epochs=10, learning_rate=0.06, batch_size=10, persistent=True,
+                   momentum=(0, 0, 0),
+                   monitor=False, verbose=0, seed=seed, steps_per_execution=64)
+    ours_features = lambda a: np.asarray(ours(a))  # noqa: E731
+    return {"sklearn_rbm_accuracy": score(sk.transform(x_train), sk.transform(x_test)),
+            "our_rbm_accuracy": score(ours_features(x_train), ours_features(x_test)),
+            "raw_pixel_accuracy": score(x_train, x_test)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="timed epochs / sklearn fits")
+    parser.add_argument("--steps-per-execution", type=int, default=64)
+    parser.add_argument("--only", choices=["speed", "quality"])
+    args = parser.parse_args()
+    results = {}
+    if args.only != "quality":
+        results["speed"] = speed(args.rounds, args.steps_per_execution)
+    if args.only != "speed":
+        results["quality"] = quality()
+    print(json.dumps(results, indent=2))
+    figures = [v for part in results.values() for v in part.values() if isinstance(v, float)]
+    if not figures or any(math.isnan(v) for v in figures):
+        sys.exit("rbm_vs_sklearn: a result is missing or NaN")
+
+
+if __name__ == "__main__":
+    main()
