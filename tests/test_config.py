@@ -46,3 +46,14 @@ def test_missing_file_is_clear():
 def test_unknown_app_lists_apps():
     with pytest.raises(ValueError, match="image_classification"):
         load_config("no_such_app")
+
+
+@pytest.mark.parametrize("value", ["300,100", "[300, 100]"])
+def test_list_values_from_set(value):
+    config = load_config("unsupervised_pretraining", None, [f"model.hidden={value}"])
+    assert config.model.hidden == [300, 100]
+
+
+def test_list_items_are_type_checked():
+    with pytest.raises(ConfigError, match=r"model.hidden\[1\]' must be int"):
+        load_config("unsupervised_pretraining", None, ["model.hidden=300,wide"])

@@ -101,7 +101,7 @@ def test_pretrain_then_unroll_into_a_classifier_with_the_rbm_weights(tmp_path):
 def test_semi_supervised_run_reports_pretrained_vs_random_init(tmp_path):
     config = dbn_config(tmp_path, "data.labeled=64", "compare_random_init=true")
     metrics = train(config)
-    assert metrics["train_examples"] == 64
+    assert metrics["train_examples"] == 64 and metrics["pretrain_seconds"] > 0
     assert 0.0 <= metrics["random_init_test"]["accuracy"] <= 1.0
     gain = 100 * (metrics["test"]["accuracy"] - metrics["random_init_test"]["accuracy"])
     assert metrics["pretraining_gain_points"] == pytest.approx(gain, abs=1e-6)

@@ -145,7 +145,9 @@ def train(config):
 
     options = compile_options(config, strategy)
     with strategy.scope():
+        start = time.perf_counter()
         app.pretrain(str(run_dir), options)
+        pretrain_seconds = time.perf_counter() - start
         model = app.build_model()
         compile_model(model, app, config, steps, options)
     throughput, nan_guard, callbacks = standard_callbacks(
@@ -171,6 +173,7 @@ def train(config):
         "test": {k: float(v) for k, v in test.items()},
         "epochs_completed": len(history.epoch),
         "train_seconds": train_seconds,
+        "pretrain_seconds": pretrain_seconds,
         "train_examples_per_sec": throughput.steady_examples_per_sec(),
         "train_examples": examples,
         "global_batch_size": input_pipeline.global_batch_size(config, strategy),

@@ -74,6 +74,9 @@ class {cls}(App):
             return None
         return tf.data.Dataset.from_tensor_slices((x[start:stop], y[start:stop]))
 
+    def pretrain(self, run_dir, compile_options):
+        """Optional unsupervised stage before build_model (see apps/unsupervised_pretraining.py)."""
+
     def build_model(self):
         """An uncompiled keras.Model with named inputs; called inside strategy.scope()."""
         inputs = keras.Input((self.NUM_FEATURES,), name="features")
