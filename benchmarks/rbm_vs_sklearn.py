@@ -1,9 +1,9 @@
 """Our RBM vs scikit-learn's BernoulliRBM, side by side in one process.
 
 speed: one PCD-1 epoch on Fashion-MNIST (60,000 x 784 -> 256 hidden units,
-batch 64), ours (median steady epoch of `model.fit`, after the first epoch
-that traces) vs `BernoulliRBM(n_components=256, batch_size=64, n_iter=1)`
-(median of the same number of fits), alternating, on the same float32 array.
+batch 64), ours (`model.fit`, median over epochs after the first, which
+traces) vs `BernoulliRBM(n_components=256, batch_size=64, n_iter=1)` (median
+of the same number of fits, run after ours), on the same float32 array.
 
 quality: scikit-learn's digits example (8x8 digits nudged x5, 80/20 split,
 RBM 100 units, learning rate 0.06, 10 epochs, batch 10, then
@@ -55,20 +55,23 @@ def fashion_mnist_pixels():
 
 def speed(rounds, steps_per_execution):
     x = fashion_mnist_pixels()
-    ours, theirs = [], []
     timer = EpochTimes()
+    # PCD-1 with plain SGD, as BernoulliRBM; the first epoch traces and is left out.
+    # The two run one after the other: between each other's epochs, each one's idle
+    # BLAS threads slowed the other down by up to 3x on this 2-core VM.
     fit_rbm(x, 256, epochs=rounds + 1, batch_size=64, persistent=True, momentum=(0, 0, 0),
             learning_rate=0.1, monitor=False, verbose=0, seed=0,
             steps_per_execution=steps_per_execution, callbacks=[timer])
     ours = timer.seconds[1:]
+    theirs = []
     for r in range(rounds):
         start = time.perf_counter()
         BernoulliRBM(n_components=256, batch_size=64, n_iter=1, random_state=r).fit(x)
         theirs.append(time.perf_counter() - start)
     ours_s, theirs_s = float(np.median(ours)), float(np.median(theirs))
-    return {"examples": len(x), "ours_epoch_seconds": ours_s, "ours_first_epoch_seconds": timer.seconds[0],
-            "sklearn_epoch_seconds": theirs_s, "speedup": theirs_s / ours_s,
-            "ours_all": ours, "sklearn_all": theirs}
+    return {"examples": len(x), "ours_epoch_seconds": ours_s,
+            "ours_first_epoch_seconds": timer.seconds[0], "sklearn_epoch_seconds": theirs_s,
+            "speedup": theirs_s / ours_s, "ours_all": ours, "sklearn_all": theirs}
 
 
 def nudge_dataset(x, y):
