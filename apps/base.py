@@ -44,6 +44,19 @@ class ServingSignature:
     fn: Callable[..., Dict[str, tf.Tensor]]
 
 
+def classification_signature(model, spec, class_names):
+    """Serving for a softmax classifier: `spec` in; probabilities, class_id, class_name out."""
+    names = tf.constant(class_names)
+
+    def serve(inputs):
+        probabilities = model(inputs, training=False)
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {"probabilities": probabilities, "class_id": class_id,
+                "class_name": tf.gather(names, class_id)}
+
+    return ServingSignature([spec], serve)
+
+
 class App:
     """Base class of every task template.
 

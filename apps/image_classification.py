@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from apps.base import App, ServingSignature
+from apps.base import App, classification_signature
 from apps.image_backbones import BACKBONES
 from apps.image_data import ImageSource
 from apps.registry import register_app
@@ -116,12 +116,5 @@ class ImageClassification(App):
 
     def serving_signature(self, model):
         shape = (None,) + tuple(model.inputs[0].shape[1:])
-        names = tf.constant(self.class_names())
-
-        def serve(image):
-            probabilities = model(image, training=False)
-            class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-            return {"probabilities": probabilities, "class_id": class_id,
-                    "class_name": tf.gather(names, class_id)}
-
-        return ServingSignature([tf.TensorSpec(shape, tf.uint8, name="image")], serve)
+        return classification_signature(model, tf.TensorSpec(shape, tf.uint8, name="image"),
+                                        self.class_names())

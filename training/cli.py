@@ -52,6 +52,15 @@ def build_parser():
     export.add_argument("--name", help="model name under the export dir (default: the app name)")
     export.add_argument("--export-dir", help="export root (default: config export.dir)")
 
+    generate = sub.add_parser("generate", help="sample text from a language-model run")
+    generate.add_argument("--run", required=True, help="run directory of a sequence_modeling "
+                          "task=language_model run")
+    generate.add_argument("--prompt", default="", help="text to continue")
+    generate.add_argument("--length", type=int, default=300, help="characters to sample")
+    generate.add_argument("--temperature", type=float, default=0.8,
+                          help="< 1 sharper, > 1 more random, 0 always the likeliest character")
+    generate.add_argument("--seed", type=int, help="seed for reproducible samples")
+
     sub.add_parser("list", help="list the available apps")
 
     serve = sub.add_parser(
@@ -91,6 +100,12 @@ def run(args):
         print(json.dumps(pipeline.evaluate(args.run, args.set), indent=2))
     elif args.command == "export":
         print(pipeline.export_run(args.run, args.name, args.export_dir))
+    elif args.command == "generate":
+        _, app, model = pipeline.load_run(args.run)
+        if not hasattr(app, "generate"):
+            raise config_lib.ConfigError(f"App {app.name} does not generate text; train "
+                                         "sequence_modeling with --set task=language_model")
+        print(app.generate(model, args.prompt, args.length, args.temperature, args.seed))
     elif args.command == "serve":
         from training.serve import serve
 

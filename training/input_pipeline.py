@@ -22,8 +22,9 @@ def make_dataset(app, split, config, strategy, training=False):
         raise TypeError(f"{type(app).__name__}.build_data({split!r}) must return a "
                         f"tf.data.Dataset or None, got {type(ds).__name__}")
     examples = int(ds.cardinality())
-    if examples < 0:  # unknown (e.g. after filter): count once
+    if examples < 0:  # unknown (e.g. after filter or window): count once, then tell tf.data
         examples = int(ds.reduce(0, lambda n, *_: n + 1))
+        ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
     if config.data.cache:
         ds = ds.cache()
     if training:

@@ -1,0 +1,271 @@
+"""Sequence modeling with recurrent nets (SimpleRNN, GRU, LSTM): three tasks.
+
+* classification: row-sequential images (Fashion-MNIST offline: 28 steps of 28
+  pixels) or any TFDS text set by name (imdb_reviews), with TextVectorization
+  adapted on the training split and kept in the model, so the export takes raw
+  strings;
+* language_model: next-character prediction on a local text file
+  (data.path) or a TFDS text set (tiny_shakespeare); reports perplexity;
+  `python -m training generate --run DIR` samples text;
+* forecasting: next-step prediction from windows of one CSV column; reports the
+  test MAE next to the naive last-value baseline's.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps import sequence_data
+from apps.base import App, ServingSignature, classification_signature
+from apps.image_data import IDX_DIRS, ImageSource
+from apps.registry import register_app
+from layers import UnicodeCodepoints
+from training.config import Config, ConfigError, DataConfig, ModelConfig, OptimizerConfig
+
+CELLS = {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
+TASKS = ("classification", "language_model", "forecasting")
+
+
+@dataclass
+class SequenceDataConfig(DataConfig):
+    name: str = "fashion_mnist"  # image set (read row by row) or TFDS text set
+    path: str = ""  # local text file (language_model) or CSV file (forecasting)
+    column: str = ""  # the CSV column to forecast
+    sequence_length: int = 100  # characters per language-model window / steps per forecast window
+    max_tokens: int = 20000  # vocabulary size for text classification
+    test_split: float = 0.2  # forecasting: the most recent fraction of the series
+
+
+@dataclass
+class SequenceModelConfig(ModelConfig):
+    arch: str = "rnn"
+    cell: str = "lstm"  # simple_rnn | gru | lstm
+    units: int = 128
+    layers: int = 1  # stacked recurrent layers
+    bidirectional: bool = False
+    dropout: float = 0.0
+    embedding_dim: int = 64  # text tasks
+
+
+@dataclass
+class SequenceModelingConfig(Config):
+    app: str = "sequence_modeling"
+    task: str = "classification"  # classification | language_model | forecasting
+    epochs: int = 10
+    data: SequenceDataConfig = field(default_factory=SequenceDataConfig)
+    model: SequenceModelConfig = field(default_factory=SequenceModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(learning_rate=2e-3))
+
+
+def recurrent_stack(x, cell, units, layers, bidirectional=False, dropout=0.0,
+                    return_sequences=False):
+    """`layers` recurrent layers of `cell`; masks from the inputs are honoured."""
+    if cell not in CELLS:
+        raise ConfigError(f"Unknown model.cell {cell!r}; choose one of: {', '.join(CELLS)}")
+    for i in range(layers):
+        last = i == layers - 1
+        rnn = CELLS[cell](units, return_sequences=return_sequences or not last, dropout=dropout,
+                          name=f"{cell}_{i + 1}")
+        x = keras.layers.Bidirectional(rnn, name=f"bidirectional_{i + 1}")(x) if bidirectional else rnn(x)
+    return x
+
+
+def char_codes(model):
+    """Code point of each vocabulary id of a language model (0 and 1: padding, unknown)."""
+    vocabulary = model.get_layer("vocabulary").get_vocabulary()
+    return [max(int(c), 0) for c in vocabulary]
+
+
+def sample_next(probabilities, temperature, rng):
+    """An index drawn from `probabilities` sharpened (T < 1) or flattened (T > 1)."""
+    if temperature <= 0:
+        return int(np.argmax(probabilities))
+    logits = np.log(np.maximum(probabilities, 1e-12)) / temperature
+    p = np.exp(logits - logits.max())
+    return int(rng.choice(len(p), p=p / p.sum()))
+
+
+@register_app
+class SequenceModeling(App):
+    name = "sequence_modeling"
+    description = "RNN/GRU/LSTM: sequence classification, character language model, forecasting."
+    config_class = SequenceModelingConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        if config.task not in TASKS:
+            raise ConfigError(f"Unknown task {config.task!r}; choose one of: {', '.join(TASKS)}")
+        if config.model.cell not in CELLS:
+            raise ConfigError(f"Unknown model.cell {config.model.cell!r}; choose one of: "
+                              f"{', '.join(CELLS)}")
+        d = config.data
+        self.images = None
+        if config.task == "classification" and self._is_image_set(d.name):
+            self.images = ImageSource(d.name, d.dir, d.validation_split, d.limit, d.download)
+        if config.task == "forecasting" and not (d.path and d.column):
+            raise ConfigError("Forecasting needs data.path=FILE.csv and data.column=NAME")
+        self.vectorizer = None
+        self._series = None
+
+    @staticmethod
+    def _is_image_set(name):
+        if name in IDX_DIRS:
+            return True
+        import tensorflow_datasets as tfds
+
+        try:
+            return "image" in tfds.builder(name).info.features
+        except Exception:  # unknown or unprepared: leave it to the text path's clear error
+            return False
+
+    # -- data ---------------------------------------------------------------
+    def build_data(self, split, input_context=None):
+        c, d = self.config, self.config.data
+        if c.task == "classification":
+            if self.images is not None:
+                return self.images.dataset(split)
+            ds = sequence_data.tfds_text_classification(d.name, split, d.validation_split, d.dir,
+                                                        d.download, d.limit)
+            if split == "train" and self.vectorizer is None:
+                self.vectorizer = keras.layers.TextVectorization(d.max_tokens, name="vectorize")
+                self.vectorizer.adapt(ds.map(lambda text, label: text).batch(256))
+            return ds
+        if c.task == "language_model":
+            text = sequence_data.text_corpus(split, d.path, d.name, d.validation_split, d.dir,
+                                             d.download)
+            if split == "train" and self.vectorizer is None:
+                # Characters as they are (no lowercasing): code points -> vocabulary ids.
+                codes = UnicodeCodepoints(name="codepoints")
+                lookup = keras.layers.IntegerLookup(mask_token=0, name="vocabulary")
+                lookup.adapt(tf.data.Dataset.from_tensors(codes(tf.constant([text]))[0]))
+                self.vectorizer = lambda s: lookup(codes(s))
+                self.char_lookup = lookup
+            if len(text) <= d.sequence_length:
+                return None
+            return sequence_data.char_windows(text, d.sequence_length,
+                                              lambda s: self.vectorizer(s[None])[0], d.limit)
+        values = sequence_data.series_split(self._values(), split, d.validation_split, d.test_split)
+        ds = sequence_data.next_step_windows(values, d.sequence_length)
+        return ds.take(d.limit) if ds is not None and d.limit is not None else ds
+
+    def _values(self):
+        if self._series is None:
+            self._series = sequence_data.csv_column(self.config.data.path, self.config.data.column)
+        return self._series
+
+    # -- model --------------------------------------------------------------
+    def build_model(self):
+        m, task = self.config.model, self.config.task
+        if task == "forecasting":
+            return self._forecaster()
+        if self.images is not None:
+            shape = self.images.info().shape
+            inputs = keras.Input(shape, dtype="uint8", name="image")
+            x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+            x = keras.layers.Reshape((shape[0], shape[1] * shape[2]), name="rows")(x)  # steps = rows
+        else:
+            inputs = keras.Input((), dtype="string", name="text")
+            x = self.vectorizer(inputs)
+            x = keras.layers.Embedding(self._vocabulary_size(), m.embedding_dim,
+                                       mask_zero=True, name="embedding")(x)
+        language_model = task == "language_model"
+        x = recurrent_stack(x, m.cell, m.units, m.layers, m.bidirectional, m.dropout,
+                            return_sequences=language_model)
+        classes = self._vocabulary_size() if language_model else len(self.class_names())
+        outputs = keras.layers.Dense(classes, activation="softmax", dtype="float32",
+                                     name="probabilities")(x)
+        return keras.Model(inputs, outputs, name=f"{m.cell}_{task}")
+
+    def _vocabulary_size(self):
+        if self.config.task == "language_model":
+            return self.char_lookup.vocabulary_size()
+        return self.vectorizer.vocabulary_size()
+
+    def _forecaster(self):
+        m, window = self.config.model, self.config.data.sequence_length
+        train = sequence_data.series_split(self._values(), "train", self.config.data.validation_split,
+                                           self.config.data.test_split)
+        mean, std = float(np.mean(train)), float(np.std(train) or 1.0)
+        inputs = keras.Input((window,), dtype="float32", name="window")
+        x = keras.layers.Rescaling(1.0 / std, offset=-mean / std, name="standardize")(inputs)
+        x = keras.layers.Reshape((window, 1), name="steps")(x)
+        x = recurrent_stack(x, m.cell, m.units, m.layers, m.bidirectional, m.dropout)
+        x = keras.layers.Dense(1, dtype="float32", name="standardized_forecast")(x)
+        outputs = keras.layers.Rescaling(std, offset=mean, name="forecast")(x)
+        return keras.Model(inputs, outputs, name=f"{m.cell}_forecaster")
+
+    def compile_args(self):
+        if self.config.task == "forecasting":
+            return {"optimizer": "adam", "loss": keras.losses.Huber(),
+                    "metrics": [keras.metrics.MeanAbsoluteError(name="mae")]}
+        return {"optimizer": "adam", "loss": keras.losses.SparseCategoricalCrossentropy(),
+                "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+
+    def class_names(self):
+        if self.config.task != "classification":
+            return None
+        if self.images is not None:
+            return self.images.info().class_names
+        import tensorflow_datasets as tfds
+
+        return list(tfds.builder(self.config.data.name).info.features["label"].names)
+
+    # -- serving ------------------------------------------------------------
+    def serving_signature(self, model):
+        task = self.config.task
+        if task == "forecasting":
+            spec = tf.TensorSpec((None, self.config.data.sequence_length), tf.float32, name="window")
+            return ServingSignature([spec], lambda w: {"forecast": model(w, training=False)[:, 0]})
+        if task == "classification":
+            if self.images is not None:
+                shape = (None,) + tuple(model.inputs[0].shape[1:])
+                spec = tf.TensorSpec(shape, tf.uint8, name="image")
+            else:
+                spec = tf.TensorSpec((None,), tf.string, name="text")
+            return classification_signature(model, spec, self.class_names())
+        codes = tf.constant(char_codes(model), tf.int32)
+
+        def next_char(text):
+            probabilities = model(text, training=False)  # [batch, chars, vocabulary]
+            last = tf.maximum(tf.strings.length(text, unit="UTF8_CHAR") - 1, 0)
+            p = tf.gather(probabilities, last, batch_dims=1)
+            code = tf.gather(codes, tf.argmax(p, axis=-1))
+            return {"next_char_probabilities": p,
+                    "next_char": tf.strings.unicode_encode(code[:, None], "UTF-8")}
+
+        return ServingSignature([tf.TensorSpec((None,), tf.string, name="text")], next_char)
+
+    # -- reports and generation ---------------------------------------------
+    def report(self, model, test_data, run_dir):
+        if test_data is None:
+            return {}
+        if self.config.task == "language_model":
+            loss = model.evaluate(test_data, return_dict=True, verbose=0)["loss"]
+            return {"test_perplexity": float(math.exp(loss))}
+        if self.config.task == "forecasting":
+            d = self.config.data
+            test = sequence_data.series_split(self._values(), "test", d.validation_split, d.test_split)
+            naive = float(np.mean(np.abs(test[d.sequence_length:] - test[d.sequence_length - 1:-1])))
+            mae = model.evaluate(test_data, return_dict=True, verbose=0)["mae"]
+            return {"test_mae": float(mae), "naive_last_value_mae": naive,
+                    "mae_vs_naive": float(mae) / naive if naive else float("nan")}
+        return {}
+
+    def generate(self, model, prompt="", length=200, temperature=1.0, seed=None):
+        """`prompt` followed by `length` sampled characters (language_model runs)."""
+        if self.config.task != "language_model":
+            raise ConfigError(f"generate needs a language_model run; this run's task is "
+                              f"{self.config.task}")
+        codes = char_codes(model)
+        rng = np.random.default_rng(seed)
+        text = prompt or chr(codes[2])  # 0: padding, 1: unknown
+        window = self.config.data.sequence_length
+        for _ in range(length):
+            context = text[-window:]
+            p = np.array(model(tf.constant([context]), training=False)[0, len(context) - 1])
+            p[:2] = 0  # never emit padding or the unknown token
+            text += chr(codes[sample_next(p, temperature, rng)])
+        return text
