@@ -27,7 +27,7 @@ $(INSTALLED): setup.cfg pyproject.toml
 
 setup: $(INSTALLED) data
 
-# The benchmarks compare with scikit-learn, which the library itself does not need.
+# The benchmarks compare with scikit-learn and read statsmodels' data sets; the library needs neither.
 $(BENCH_INSTALLED): $(INSTALLED)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	touch $@
@@ -58,6 +58,7 @@ bench: setup $(BENCH_INSTALLED)
 	$(PY) benchmarks/pipeline_vs_plain_fit.py
 	$(PY) benchmarks/serving_latency.py
 	$(PY) benchmarks/rbm_vs_sklearn.py
+	$(PY) benchmarks/forecast_vs_naive.py
 
 export: setup
 	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/<app>/<stamp> [NAME=model_name]"; exit 2; }

@@ -56,7 +56,7 @@ def test_text_classification_serves_raw_strings_and_masks_padding(tmp_path):
 
 def test_language_model_on_a_local_text_file_generates(tmp_path):
     metrics = train(seq_config(tmp_path, "task=language_model", f"data.path={LICENSE}",
-                               "data.sequence_length=40", "data.name=''"))
+                               "data.sequence_length=40"))
     assert metrics["test_perplexity"] == pytest.approx(np.exp(metrics["test"]["loss"]), rel=1e-4)
     assert metrics["test_perplexity"] > 1.0
     out = serving(metrics)(text=tf.constant(["The GNU General Public Licen", "Th"]))
@@ -81,7 +81,7 @@ def test_language_model_on_a_tfds_text_set(tmp_path):
 
 def test_generation_follows_the_temperature(tmp_path):
     config = seq_config(tmp_path, "task=language_model", f"data.path={LICENSE}",
-                        "data.sequence_length=40", "data.name=''", "export.enabled=false")
+                        "data.sequence_length=40", "export.enabled=false")
     metrics = train(config)
     _, app, model = load_run(metrics["run_dir"])
     greedy = [app.generate(model, "The ", 20, temperature=0, seed=s) for s in (1, 2)]
