@@ -1,0 +1,93 @@
+"""Distribution and precision: mirrored equals one device; bf16 and XLA for every app; TPU errors."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from training.config import ConfigError
+from training.run import load_config, train
+from training.strategy import make_strategy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("app,extra", [
+    ("sequence_modeling", ["model.units=16"]),
+    ("unsupervised_pretraining", ["model.pretrained=false", "model.hidden=32,16"]),
+])
+def test_two_replicas_end_with_the_one_replica_weights(app, extra):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "mirrored_equivalence.py"), app, *extra],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == [1, 2] and out["global_batch"] == [16, 16]
+    assert out["max_rel_diff"] < 1e-4, out
+    # The reported loss is the per-example mean over the global batch, not a per-replica sum.
+    np.testing.assert_allclose(out["train_loss"][1], out["train_loss"][0], rtol=1e-4)
+
+
+def write_csv(path):
+    rng = np.random.default_rng(0)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", "b", "y"])
+        for _ in range(200):
+            a, b = rng.normal(size=2)
+            writer.writerow([a, b, 2 * a - b + rng.normal(0, 0.1)])
+
+
+def app_overrides(tmp_path):
+    write_csv(tmp_path / "t.csv")
+    return {
+        "image_classification": ["data.limit=128", "model.width_multiplier=0.25"],
+        "sequence_modeling": ["data.limit=128", "model.units=16"],
+        "unsupervised_pretraining": ["data.limit=128", "model.hidden=24,12", "pretrain.epochs=1"],
+        "tabular_regression": [f"data.path={tmp_path / 't.csv'}", "data.target=y"],
+    }
+
+
+@pytest.mark.parametrize("runtime", ["runtime.mixed_precision=true", "runtime.jit_compile=true"])
+@pytest.mark.parametrize("app", ["image_classification", "sequence_modeling",
+                                 "unsupervised_pretraining", "tabular_regression"])
+def test_every_app_trains_with_bfloat16_and_with_xla(tmp_path, app, runtime):
+    config = load_config(app, None, app_overrides(tmp_path)[app] + [
+        runtime, "epochs=1", "batch_size=32", "runtime.verbose=0", "callbacks.tensorboard=false",
+        f"run_dir={tmp_path / 'run'}", f"export.dir={tmp_path / 'export'}"])
+    try:
+        metrics = train(config)
+    finally:
+        import keras
+
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(np.isfinite(v) for v in metrics["test"].values()), metrics["test"]
+    assert Path(metrics["export"], "saved_model.pb").exists()
+
+
+def test_text_classification_in_bfloat16(tmp_path):
+    with tfds.testing.mock_data(num_examples=32):
+        config = load_config("sequence_modeling", None, [
+            "data.name=imdb_reviews", "runtime.mixed_precision=true", "epochs=1", "model.units=8",
+            "runtime.verbose=0", "callbacks.tensorboard=false", "export.enabled=false",
+            f"run_dir={tmp_path / 'run'}"])
+        try:
+            metrics = train(config)
+        finally:
+            import keras
+
+            keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(metrics["test"]["loss"])
+
+
+def test_missing_tpu_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    with pytest.raises(ConfigError, match="no TPU could be resolved.*strategy=auto"):
+        make_strategy("tpu")
