@@ -8,10 +8,11 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APP_CONFIG ?= configs/fashion_mnist_default.yaml
 ARGS ?=
 
-.PHONY: help setup data train-app test test-slow bench export serve new-app clean
+.PHONY: help setup data train-app train-multiworker test test-slow bench export serve new-app clean
 
 help:
 	@echo "make train-app   set up, then train, evaluate and export the default app ($(APP_CONFIG))"
+	@echo "make train-multiworker   the default app on 2 localhost workers (1 epoch)"
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
 	@echo "make bench       benchmarks/ (pipeline vs plain fit, serving latency, RBM vs scikit-learn)"
@@ -47,6 +48,15 @@ data:
 
 train-app: setup
 	$(PY) -m training train --config $(APP_CONFIG) $(ARGS)
+
+# Two workers on this machine (MultiWorkerMirroredStrategy over localhost): the same
+# command on each, with its --task-index; worker 0 is the chief and writes the run.
+MW_PORTS = $(shell $(PYTHON) -c "import socket as s;a=[s.socket() for _ in '12'];[x.bind(('localhost',0)) for x in a];print(','.join('localhost:%d' % x.getsockname()[1] for x in a))")
+train-multiworker: setup
+	@workers="$(MW_PORTS)"; echo "workers: $$workers"; \
+	$(PY) -m training train --config $(APP_CONFIG) --set epochs=1 $(ARGS) --workers $$workers --task-index 1 > multiworker-1.log 2>&1 & \
+	$(PY) -m training train --config $(APP_CONFIG) --set epochs=1 $(ARGS) --workers $$workers --task-index 0; \
+	status=$$?; wait $$! || status=1; echo "worker 1's output: multiworker-1.log"; exit $$status
 
 test: setup
 	$(PY) -m pytest -q $(ARGS)

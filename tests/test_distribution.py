@@ -91,3 +91,83 @@ def test_missing_tpu_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("TPU_NAME", raising=False)
     with pytest.raises(ConfigError, match="no TPU could be resolved.*strategy=auto"):
         make_strategy("tpu")
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+MULTI_WORKER = ["--app", "sequence_modeling", "--set", "model.units=16", "--set", "data.limit=128",
+                "--set", "epochs=2", "--set", "runtime.verbose=0", "--set", "callbacks.tensorboard=false",
+                "--set", "runtime.steps_per_execution=1", "--set", "optimizer.schedule=constant",
+                "--set", "callbacks.restore_best=false"]
+
+
+def run_dir_of(stdout):
+    return [line.split(": ", 1)[1] for line in stdout.splitlines() if line.startswith("Run directory")][0]
+
+
+def test_two_localhost_workers_agree_with_each_other_and_one_process(tmp_path):
+    import keras
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CONFIG", None)
+    workers = f"localhost:{free_port()},localhost:{free_port()}"
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "training", "train", *MULTI_WORKER, "--set", "batch_size=8",
+         "--workers", workers, "--task-index", str(i), "--set", f"run_dir={tmp_path / 'chief'}",
+         "--set", f"export.dir={tmp_path / 'export'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    single = subprocess.run(
+        [sys.executable, "-m", "training", "train", *MULTI_WORKER, "--set", "batch_size=16",
+         "--set", "strategy=one_device", "--set", f"run_dir={tmp_path / 'single'}",
+         "--set", "export.enabled=false"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    chief_dir, worker_dir = (run_dir_of(out) for out, _ in outputs)
+    assert chief_dir == str(tmp_path / "chief") and worker_dir != chief_dir  # only the chief
+    assert (tmp_path / "export" / "sequence_modeling" / "1" / "saved_model.pb").exists()
+    assert not (tmp_path / "export" / "sequence_modeling" / "2").exists()
+    weights = [keras.saving.load_model(Path(d) / "model.keras").get_weights()
+               for d in (chief_dir, worker_dir, tmp_path / "single")]
+    metrics = json.loads((tmp_path / "chief" / "metrics.json").read_text())
+    # MultiWorkerMirroredStrategy is an alias of CollectiveAllReduceStrategy.
+    assert metrics["strategy"] == "CollectiveAllReduceStrategy" and metrics["global_batch_size"] == 16
+    for other in weights[1:]:
+        for a, b in zip(weights[0], other):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_upstream_keras_still_needs_the_multi_worker_patch():
+    import inspect
+
+    from keras.src.backend.tensorflow import trainer
+
+    from training import multi_worker_patch
+
+    build = inspect.getsource(multi_worker_patch.ORIGINAL_SYMBOLIC_BUILD)
+    reduce = inspect.getsource(multi_worker_patch._ORIGINAL_REDUCE)
+    message = ("Keras changed {}: check whether training/multi_worker_patch.py is still needed "
+               "(keras-team/keras#20585) and drop what upstream fixed")
+    assert '"MEAN"' in build and "axis=None" in build, message.format("_maybe_symbolic_build")
+    assert 'strategy.reduce("MEAN", v, axis=0)' in reduce, message.format("reduce_per_replica")
+    assert trainer.TensorFlowTrainer._maybe_symbolic_build in (
+        multi_worker_patch.ORIGINAL_SYMBOLIC_BUILD, multi_worker_patch._maybe_symbolic_build)
+
+
+@pytest.mark.parametrize("workers,index,match", [
+    ("localhost:1", 0, "two or more"), ("localhost:1,localhost:2", 2, "task-index")])
+def test_bad_worker_flags_name_the_fix(workers, index, match):
+    from training.strategy import worker_tf_config
+
+    with pytest.raises(ConfigError, match=match):
+        worker_tf_config(workers, index)

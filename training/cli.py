@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 from apps.base import DataNotFoundError
@@ -41,6 +42,10 @@ def build_parser():
     train.add_argument("--config", help="YAML file of config keys (see configs/)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one config key, e.g. --set epochs=3 --set model.arch=mobilenet_small")
+    train.add_argument("--workers", metavar="HOST:PORT,HOST:PORT",
+                       help="multi-worker training: every worker's address, same list on each")
+    train.add_argument("--task-index", type=int, default=0,
+                       help="this worker's position in --workers (0 is the chief)")
 
     evaluate = sub.add_parser("evaluate", help="test metrics of a finished run")
     evaluate.add_argument("--run", required=True, help="run directory, e.g. runs/image_classification/<stamp>")
@@ -89,7 +94,13 @@ def run(args):
         for name, cls in available_apps().items():
             print(f"{name:24s} {cls.description}")
     elif args.command == "train":
-        config = pipeline.load_config(args.app, args.config, args.set)
+        overrides = list(args.set)
+        if args.workers:
+            from training.strategy import worker_tf_config
+
+            os.environ["TF_CONFIG"] = worker_tf_config(args.workers, args.task_index)
+            overrides.append("strategy=multi_worker")
+        config = pipeline.load_config(args.app, args.config, overrides)
         metrics = pipeline.train(config)
         test = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
         print(f"\nTest: {test}")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from training import input_pipeline, plots
 from training.callbacks import TrainingDiverged, standard_callbacks
 from training.export import export_saved_model
 from training.optimizers import build_optimizer
-from training.strategy import make_strategy
+from training.strategy import is_chief, make_strategy
 
 
 def load_config(app_name, path=None, overrides=()):
@@ -131,6 +132,10 @@ def train(config):
     strategy = make_strategy(config.strategy, config.runtime.logical_cpus)
     _set_precision(config, strategy)
     app = get_app(config.app)(config)
+    chief = is_chief() if config.strategy == "multi_worker" else True
+    if not chief:  # other workers keep their files (backups too) out of the run dir
+        config.run_dir = tempfile.mkdtemp(prefix="kat-worker-")
+        config.export.enabled = False
     run_dir = _make_run_dir(config)
     resuming = (run_dir / "backup").exists()
     config_lib.save_yaml(config, run_dir / "config.yaml")

@@ -41,6 +41,24 @@ def _tpu_strategy():
     return tf.distribute.TPUStrategy(resolver)
 
 
+def worker_tf_config(workers, task_index):
+    """TF_CONFIG for worker `task_index` of the comma-separated host:port list `workers`."""
+    hosts = [w.strip() for w in workers.split(",") if w.strip()]
+    if len(hosts) < 2 or not all(":" in h for h in hosts):
+        raise ConfigError(f"--workers needs two or more host:port entries, got {workers!r}")
+    if not 0 <= task_index < len(hosts):
+        raise ConfigError(f"--task-index must be in 0..{len(hosts) - 1}, got {task_index}")
+    return json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": task_index}})
+
+
+def is_chief():
+    """True unless TF_CONFIG names this process a non-chief worker (worker 0 is the chief)."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    kind, index = task.get("type", "chief"), int(task.get("index", 0))
+    has_chief = "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    return kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
+
+
 def make_strategy(name="auto", logical_cpus=0):
     """Return the strategy named by the config.
 
@@ -60,6 +78,9 @@ def make_strategy(name="auto", logical_cpus=0):
                               "environment, e.g. TF_CONFIG='" + json.dumps(
                                   {"cluster": {"worker": ["localhost:12345", "localhost:12346"]},
                                    "task": {"type": "worker", "index": 0}}) + "'")
+        from training import multi_worker_patch
+
+        multi_worker_patch.apply()  # Keras 3 fit needs it under this strategy
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
