@@ -1,7 +1,11 @@
 """The callbacks every run gets: checkpoints, resume, logs, throughput, NaN guard."""
 
+import json
 import math
 import os
+import shutil
+import signal
+import threading
 import time
 
 import keras
@@ -9,6 +13,10 @@ import keras
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class Preempted(RuntimeError):
+    """Training stopped on SIGTERM; the backup is kept for resuming."""
 
 
 class Throughput(keras.callbacks.Callback):
@@ -60,19 +68,102 @@ class NaNGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resuming):
-    """(throughput, nan_guard, full callback list) for one run."""
+def recover_backup(backup_dir):
+    """Finish or undo a backup save that a kill interrupted (see AtomicBackupAndRestore)."""
+    backup_dir = str(backup_dir)
+    if not os.path.exists(backup_dir) and os.path.exists(backup_dir + ".old"):
+        os.rename(backup_dir + ".old", backup_dir)
+    shutil.rmtree(backup_dir + ".saving", ignore_errors=True)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, with saves that a kill cannot tear, and kept on preemption.
+
+    Keras writes latest.weights.h5 and training_metadata.json in place, so a
+    kill during a save can leave a torn or mismatched pair. Here both go to
+    `<dir>.saving/`, then the directories are swapped by rename; a kill between
+    the renames leaves `<dir>.old`, which `recover_backup` puts back.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch"):
+        super().__init__(backup_dir, save_freq=save_freq)
+        self.keep = False  # set on preemption: on_train_end must not delete the backup
+
+    def on_train_begin(self, logs=None):
+        recover_backup(self.backup_dir)
+        super().on_train_begin(logs)
+
+    def _save_model(self):
+        saving, old = self.backup_dir + ".saving", self.backup_dir + ".old"
+        shutil.rmtree(saving, ignore_errors=True)
+        os.makedirs(saving)
+        self.model.save_weights(os.path.join(saving, os.path.basename(self._weights_path)))
+        with open(os.path.join(saving, os.path.basename(self._training_metadata_path)), "w") as f:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+        if os.path.exists(self.backup_dir):
+            os.rename(self.backup_dir, old)
+        os.rename(saving, self.backup_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.keep:  # a preempted epoch ends early: it is redone on resume, not saved
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        if not self.keep:
+            super().on_train_end(logs)
+
+
+class Preemption(keras.callbacks.Callback):
+    """On SIGTERM, stop after the current step and keep the backup for resuming."""
+
+    def __init__(self, backup):
+        super().__init__()
+        self.backup = backup
+        self.signalled = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.signalled = True
+        self.backup.keep = True
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.signalled:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resuming,
+                       previous_best=None):
+    """(throughput, nan_guard, preemption, full callback list) for one run.
+
+    previous_best: on resume, the best monitored value of the completed
+    epochs, so the best checkpoint is not replaced by a worse epoch.
+    """
     cb = config.callbacks
     monitor = "val_loss" if has_validation else "loss"
     throughput, nan_guard = Throughput(examples_per_epoch), NaNGuard()
     save_freq = cb.save_freq if cb.save_freq == "epoch" else int(cb.save_freq)
+    backup = AtomicBackupAndRestore(os.path.join(run_dir, "backup"), save_freq=save_freq)
+    preemption = Preemption(backup)
+    best = keras.callbacks.ModelCheckpoint(
+        os.path.join(run_dir, "checkpoints", "best.weights.h5"), monitor=monitor,
+        save_best_only=True, save_weights_only=True)
+    if previous_best is not None:
+        best.best = previous_best
     callbacks = [
         throughput,
         nan_guard,
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, "checkpoints", "best.weights.h5"), monitor=monitor,
-            save_best_only=True, save_weights_only=True),
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"), save_freq=save_freq),
+        best,
+        backup,
+        preemption,
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=resuming),
     ]
     if cb.tensorboard:
@@ -80,4 +171,4 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
     if cb.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor,
                                                        patience=cb.early_stopping_patience))
-    return throughput, nan_guard, callbacks
+    return throughput, nan_guard, preemption, callbacks

@@ -8,7 +8,7 @@ import sys
 from apps.base import DataNotFoundError
 from apps.registry import UnknownAppError, available_apps
 from training import config as config_lib
-from training.callbacks import TrainingDiverged
+from training.callbacks import Preempted, TrainingDiverged
 from training.export import ExportError
 
 # Errors a user causes and can fix: print the message alone, no traceback.
@@ -143,6 +143,9 @@ def main(argv=None):
 
     try:
         return run(args) or 0
+    except Preempted as e:
+        print(f"preempted: {e}", file=sys.stderr)
+        return 128 + 15  # the conventional status of a SIGTERM
     except USER_ERRORS + (ClientError,) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -8,12 +8,16 @@ def global_batch_size(config, strategy):
     return config.batch_size * strategy.num_replicas_in_sync
 
 
-def make_dataset(app, split, config, strategy, training=False):
+def make_dataset(app, split, config, strategy, training=False, epochs=None):
     """(batched dataset, number of examples) of the app's `split`, or (None, 0).
 
     cache (decoded examples, in memory) -> shuffle (train only, seeded) ->
     batch -> prefetch. Keras distributes the global batches across replicas;
     data-level auto-sharding splits them between workers.
+
+    epochs=(first, end): one stream of epochs first..end-1 whose shuffle seed
+    is derived from the epoch number, so a run resumed at epoch k sees the
+    same batches as an uninterrupted one (fit it with steps_per_epoch).
     """
     ds = app.build_data(split, None)
     if ds is None:
@@ -27,13 +31,24 @@ def make_dataset(app, split, config, strategy, training=False):
         ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
     if config.data.cache:
         ds = ds.cache()
-    if training:
+    batch = global_batch_size(config, strategy)
+    if training and epochs is not None:
+        cached, buffer = ds, config.data.shuffle_buffer
+        ds = tf.data.Dataset.range(*epochs).flat_map(
+            lambda epoch: cached.shuffle(buffer, seed=config.seed * 100003 + epoch).batch(batch))
+    elif training:
         ds = ds.shuffle(config.data.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(global_batch_size(config, strategy))
+    if not (training and epochs is not None):
+        ds = ds.batch(batch)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = True
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE), examples
+
+
+def batches_per_epoch(examples, config, strategy):
+    """Global batches in one pass over `examples` (the last one may be partial)."""
+    return -(-examples // global_batch_size(config, strategy))
 
 
 def steps_per_epoch(ds):

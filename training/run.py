@@ -1,5 +1,6 @@
 """The shared pipeline: config -> strategy -> data -> model -> fit/evaluate -> artifacts -> export."""
 
+import csv
 import json
 import os
 import tempfile
@@ -14,7 +15,7 @@ import tensorflow as tf
 from apps.registry import get_app
 from training import config as config_lib
 from training import input_pipeline, plots
-from training.callbacks import TrainingDiverged, standard_callbacks
+from training.callbacks import Preempted, TrainingDiverged, recover_backup, standard_callbacks
 from training.export import export_saved_model
 from training.optimizers import build_optimizer
 from training.strategy import is_chief, make_strategy
@@ -55,6 +56,44 @@ def _make_run_dir(config):
             suffix += 1
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def _resume_epoch(run_dir):
+    """Epochs the interrupted run completed, from its BackupAndRestore metadata (0 if none)."""
+    path = run_dir / "backup" / "training_metadata.json"
+    try:
+        return int(json.loads(path.read_text())["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _trim_history(run_dir, completed, has_validation):
+    """On resume: drop history.csv rows of epochs the backup does not hold (an epoch cut
+    short by a kill or SIGTERM); return the best monitored value of the rest, or None."""
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [r for r in rows if int(r["epoch"]) < completed]
+    if rows:
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(kept)
+    monitor = "val_loss" if has_validation else "loss"
+    values = [float(r[monitor]) for r in kept if r.get(monitor)]
+    return min(values) if values else None
+
+
+def _dividing(steps_per_execution, steps_per_epoch):
+    """The largest step count <= steps_per_execution that divides the epoch.
+
+    The training stream runs through all epochs (seeded per epoch, for exact
+    resumes), and Keras always runs whole executions, so an execution that
+    straddled an epoch's end would take the next epoch's batches.
+    """
+    return max(d for d in range(1, steps_per_execution + 1) if steps_per_epoch % d == 0)
 
 
 def _steps_per_execution(config, strategy):
@@ -137,35 +176,46 @@ def train(config):
         config.run_dir = tempfile.mkdtemp(prefix="kat-worker-")
         config.export.enabled = False
     run_dir = _make_run_dir(config)
+    recover_backup(run_dir / "backup")
     resuming = (run_dir / "backup").exists()
     config_lib.save_yaml(config, run_dir / "config.yaml")
 
-    train_ds, examples = input_pipeline.make_dataset(app, "train", config, strategy, training=True)
+    first_epoch = _resume_epoch(run_dir) if resuming else 0
+    train_ds, examples = input_pipeline.make_dataset(app, "train", config, strategy, training=True,
+                                                     epochs=(first_epoch, config.epochs))
     if train_ds is None:
         raise config_lib.ConfigError("The training split is empty; raise data.limit or lower "
                                      "data.validation_split")
     val_ds, _ = input_pipeline.make_dataset(app, "validation", config, strategy)
     test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
-    steps = input_pipeline.steps_per_epoch(train_ds)
+    steps = input_pipeline.batches_per_epoch(examples, config, strategy)
 
     options = compile_options(config, strategy)
+    options["steps_per_execution"] = _dividing(options["steps_per_execution"], steps)
     with strategy.scope():
         start = time.perf_counter()
         app.pretrain(str(run_dir), options)
         pretrain_seconds = time.perf_counter() - start
         model = app.build_model()
         compile_model(model, app, config, steps, options)
-    throughput, nan_guard, callbacks = standard_callbacks(
-        config, str(run_dir), examples, val_ds is not None, resuming)
+    previous_best = _trim_history(run_dir, first_epoch, val_ds is not None) if resuming else None
+    throughput, nan_guard, preemption, callbacks = standard_callbacks(
+        config, str(run_dir), examples, val_ds is not None, resuming, previous_best)
     callbacks += app.callbacks(str(run_dir))
 
     start = time.perf_counter()
     history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                        callbacks=callbacks, verbose=config.runtime.verbose,
-                        shuffle=False)  # the input pipeline shuffles, seeded
+                        steps_per_epoch=steps, callbacks=callbacks,
+                        verbose=config.runtime.verbose,
+                        shuffle=False)  # the input pipeline shuffles, seeded per epoch
     train_seconds = time.perf_counter() - start
     if nan_guard.failure:
         raise TrainingDiverged(_diverged_message(nan_guard.failure, config, run_dir))
+    if preemption.signalled:
+        done = _resume_epoch(run_dir)
+        raise Preempted(f"Stopped by SIGTERM. The backup in {run_dir / 'backup'} holds {done} "
+                        f"completed epoch(s) of {config.epochs}; resume by running the same "
+                        f"command with --set run_dir={run_dir}")
 
     best = run_dir / "checkpoints" / "best.weights.h5"
     if config.callbacks.restore_best and val_ds is not None and best.exists():

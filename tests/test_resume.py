@@ -1,0 +1,123 @@
+"""Fault tolerance: resume after SIGKILL, atomic backups, SIGTERM preemption."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from training.callbacks import AtomicBackupAndRestore, recover_backup
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = [sys.executable, "-m", "training", "train", "--app", "sequence_modeling",
+         "--set", "model.units=16", "--set", "data.limit=2000", "--set", "epochs=4",
+         "--set", "batch_size=32", "--set", "runtime.verbose=0", "--set", "callbacks.tensorboard=false",
+         "--set", "export.enabled=false"]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def command(run_dir):
+    return TRAIN + ["--set", f"run_dir={run_dir}"]
+
+
+def start_and_signal_after_epochs(run_dir, epochs, signum):
+    """Start training, send `signum` once `epochs` epochs are backed up; return the process."""
+    proc = subprocess.Popen(command(run_dir), env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metadata = Path(run_dir) / "backup" / "training_metadata.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if json.loads(metadata.read_text())["epoch"] >= epochs:
+                time.sleep(0.3)  # into the next epoch
+                proc.send_signal(signum)
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    proc.wait(timeout=300)
+    return proc
+
+
+def final_state(run_dir):
+    weights = keras.saving.load_model(Path(run_dir) / "model.keras").get_weights()
+    return weights, json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("full") / "run"
+    subprocess.run(command(run_dir), env=ENV, cwd=ROOT, check=True, capture_output=True, timeout=600)
+    return final_state(run_dir)
+
+
+def assert_same_run(resumed_dir, uninterrupted):
+    weights, metrics = final_state(resumed_dir)
+    for a, b in zip(weights, uninterrupted[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+    assert abs(metrics["test"]["accuracy"] - uninterrupted[1]["test"]["accuracy"]) <= 0.001
+    epochs = [line.split(",")[0] for line in
+              (Path(resumed_dir) / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3"]  # completed epochs are not redone
+
+
+def test_sigkill_mid_epoch_then_the_same_command_resumes_exactly(tmp_path, uninterrupted):
+    run_dir = tmp_path / "run"
+    killed = start_and_signal_after_epochs(run_dir, 2, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (run_dir / "metrics.json").exists()
+    resumed = subprocess.run(command(run_dir), env=ENV, cwd=ROOT, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(run_dir, uninterrupted)
+
+
+def test_sigterm_keeps_the_backup_and_says_how_to_resume(tmp_path, uninterrupted):
+    run_dir = tmp_path / "run"
+    stopped = start_and_signal_after_epochs(run_dir, 1, signal.SIGTERM)
+    stderr = stopped.stderr.read()
+    assert stopped.returncode == 143, stderr[-3000:]
+    assert "preempted" in stderr and f"--set run_dir={run_dir}" in stderr
+    assert "Traceback" not in stderr
+    assert (run_dir / "backup" / "latest.weights.h5").exists()
+    resumed = subprocess.run(command(run_dir), env=ENV, cwd=ROOT, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(run_dir, uninterrupted)
+
+
+def tiny_model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_a_save_torn_by_a_kill_leaves_the_previous_backup(tmp_path, monkeypatch):
+    backup_dir = tmp_path / "backup"
+    callback = AtomicBackupAndRestore(str(backup_dir))
+    callback.set_model(tiny_model())
+    callback.on_epoch_end(0)
+    saved = json.loads((backup_dir / "training_metadata.json").read_text())
+    assert saved["epoch"] == 1
+
+    # A kill while the next save writes its files: the complete backup is untouched.
+    def killed_mid_write(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(callback.model, "save_weights", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        callback.on_epoch_end(1)
+    assert json.loads((backup_dir / "training_metadata.json").read_text()) == saved
+    recover_backup(backup_dir)
+    assert not (tmp_path / "backup.saving").exists()
+
+    # A kill between the two renames leaves only backup.old: recovery puts it back.
+    os.rename(backup_dir, tmp_path / "backup.old")
+    recover_backup(backup_dir)
+    assert json.loads((backup_dir / "training_metadata.json").read_text()) == saved
