@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("app,extra", [
     ("sequence_modeling", ["model.units=16"]),
-    ("unsupervised_pretraining", ["model.pretrained=false", "model.hidden=32,16"]),
+    pytest.param("unsupervised_pretraining", ["model.pretrained=false", "model.hidden=32,16"],
+                 marks=pytest.mark.slow),
 ])
 def test_two_replicas_end_with_the_one_replica_weights(app, extra):
     result = subprocess.run(
@@ -55,9 +56,18 @@ def app_overrides(tmp_path):
     }
 
 
-@pytest.mark.parametrize("runtime", ["runtime.mixed_precision=true", "runtime.jit_compile=true"])
-@pytest.mark.parametrize("app", ["image_classification", "sequence_modeling",
-                                 "unsupervised_pretraining", "tabular_regression"])
+XLA_ON_CPU_IS_SLOW = pytest.mark.slow  # compiling convs and RBM steps takes ~15 s each
+
+
+@pytest.mark.parametrize("app,runtime", [
+    (app, "runtime.mixed_precision=true") for app in (
+        "image_classification", "sequence_modeling", "unsupervised_pretraining", "tabular_regression")
+] + [
+    ("sequence_modeling", "runtime.jit_compile=true"),
+    ("tabular_regression", "runtime.jit_compile=true"),
+    pytest.param("image_classification", "runtime.jit_compile=true", marks=XLA_ON_CPU_IS_SLOW),
+    pytest.param("unsupervised_pretraining", "runtime.jit_compile=true", marks=XLA_ON_CPU_IS_SLOW),
+])
 def test_every_app_trains_with_bfloat16_and_with_xla(tmp_path, app, runtime):
     config = load_config(app, None, app_overrides(tmp_path)[app] + [
         runtime, "epochs=1", "batch_size=32", "runtime.verbose=0", "callbacks.tensorboard=false",

@@ -16,7 +16,7 @@ from training.callbacks import AtomicBackupAndRestore, recover_backup
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, "-m", "training", "train", "--app", "sequence_modeling",
-         "--set", "model.units=16", "--set", "data.limit=2000", "--set", "epochs=4",
+         "--set", "model.units=16", "--set", "data.limit=1200", "--set", "epochs=4",
          "--set", "batch_size=32", "--set", "runtime.verbose=0", "--set", "callbacks.tensorboard=false",
          "--set", "export.enabled=false"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -35,7 +35,7 @@ def start_and_signal_after_epochs(run_dir, epochs, signum):
     while time.time() < deadline and proc.poll() is None:
         try:
             if json.loads(metadata.read_text())["epoch"] >= epochs:
-                time.sleep(0.3)  # into the next epoch
+                time.sleep(0.1)  # into the next epoch
                 proc.send_signal(signum)
                 break
         except (OSError, ValueError):
