@@ -105,7 +105,7 @@ class ImageSource:
     # -- metadata -------------------------------------------------------------
     def info(self) -> ImageDataInfo:
         if self.idx_dir is not None:
-            images, labels = self._idx_arrays("train")
+            images, labels = self.idx_arrays("train")
             num_classes = int(labels.max()) + 1
             names = FASHION_MNIST_CLASSES if self.name == "fashion_mnist" else [
                 str(i) for i in range(num_classes)]
@@ -134,7 +134,9 @@ class ImageSource:
             stop = min(stop, start + int(self.limit))
         return start, stop
 
-    def _idx_arrays(self, source_split):
+    def idx_arrays(self, source_split):
+        """NumPy (uint8 images NHWC, int64 labels) of the IDX files' "train" or "test" split,
+        read once and kept (offline data only; the pipeline's train/validation are slices)."""
         if source_split not in self._arrays:
             image_stem, label_stem = IDX_FILES[source_split]
             images = read_idx(_idx_path(self.idx_dir, image_stem))
@@ -148,10 +150,10 @@ class ImageSource:
 
     def _idx_dataset(self, split):
         if split == "test":
-            images, labels = self._idx_arrays("test")
+            images, labels = self.idx_arrays("test")
             start, stop = self._cap(0, len(images))
         else:
-            images, labels = self._idx_arrays("train")
+            images, labels = self.idx_arrays("train")
             start, stop = self._cap(*self._split_ranges(len(images))[split])
         if stop <= start:
             return None

@@ -36,7 +36,7 @@ def main():
     strategy = tf.distribute.get_strategy()
     app = get_app("image_classification")(config)
     pipeline_ds, n = input_pipeline.make_dataset(app, "train", config, strategy, training=True)
-    images, labels = app.source._idx_arrays("train")
+    images, labels = app.source.idx_arrays("train")
     x, y = images[:n], labels[:n]
 
     def fresh_model():
