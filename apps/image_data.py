@@ -87,6 +87,16 @@ def missing_data_message(name, data_dir):
     )
 
 
+def tfds_train_slice(split, validation_split):
+    """TFDS split string of our "train" or "validation", carved from TFDS' train split,
+    or None for an empty validation. TFDS slices by whole percents, so the hold-out is
+    rounded to one."""
+    keep = 100 - int(round(100 * validation_split))
+    if split == "validation":
+        return None if keep == 100 else f"train[{keep}%:]"
+    return f"train[:{keep}%]"
+
+
 class ImageSource:
     """One image classification data set, split into train / validation / test."""
 
@@ -176,11 +186,9 @@ class ImageSource:
         if split == "test":
             source = "validation" if splits and "test" not in splits else "test"
         else:
-            # TFDS slices by whole percents; the hold-out is rounded to one.
-            keep = 100 - int(round(100 * self.validation_split))
-            if split == "validation" and keep == 100:
+            source = tfds_train_slice(split, self.validation_split)
+            if source is None:
                 return None
-            source = f"train[:{keep}%]" if split == "train" else f"train[{keep}%:]"
         try:
             ds = tfds.load(self.name, split=source, data_dir=self.data_dir,
                            as_supervised=True, download=self.download)

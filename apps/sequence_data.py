@@ -10,17 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from apps.base import DataNotFoundError
+from apps.image_data import tfds_train_slice
 from training.config import ConfigError
-
-
-def _tfds_split(split, validation_split):
-    """TFDS split string for our train/validation/test (validation carved from train)."""
-    if split == "test":
-        return "test"
-    keep = 100 - int(round(100 * validation_split))
-    if split == "validation":
-        return None if keep == 100 else f"train[{keep}%:]"
-    return f"train[:{keep}%]"
 
 
 def _tfds_load(name, split, data_dir, download, **kwargs):
@@ -38,7 +29,7 @@ def _tfds_load(name, split, data_dir, download, **kwargs):
 
 def tfds_text_classification(name, split, validation_split, data_dir, download, limit):
     """Unbatched (string text, int64 label) pairs of a TFDS text set such as imdb_reviews."""
-    source = _tfds_split(split, validation_split)
+    source = "test" if split == "test" else tfds_train_slice(split, validation_split)
     if source is None:
         return None
     ds = _tfds_load(name, source, data_dir, download, as_supervised=True)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.ndimage import convolve  # noqa: E402
 from sklearn import datasets, linear_model  # noqa: E402
@@ -31,17 +30,7 @@ from sklearn.preprocessing import minmax_scale  # noqa: E402
 
 from apps.image_data import find_idx_dir, read_idx  # noqa: E402
 from apps.rbm_training import fit_rbm  # noqa: E402
-
-
-class EpochTimes(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+from training.callbacks import Throughput  # noqa: E402
 
 
 def fashion_mnist_pixels():
@@ -55,14 +44,14 @@ def fashion_mnist_pixels():
 
 def speed(rounds, steps_per_execution):
     x = fashion_mnist_pixels()
-    timer = EpochTimes()
+    timer = Throughput(len(x))
     # PCD-1 with plain SGD, as BernoulliRBM; the first epoch traces and is left out.
     # The two run one after the other: between each other's epochs, each one's idle
     # BLAS threads slowed the other down by up to 3x on this 2-core VM.
     fit_rbm(x, 256, epochs=rounds + 1, batch_size=64, persistent=True, momentum=(0, 0, 0),
             learning_rate=0.1, monitor=False, verbose=0, seed=0,
             steps_per_execution=steps_per_execution, callbacks=[timer])
-    ours = timer.seconds[1:]
+    ours = timer.epoch_seconds[1:]
     theirs = []
     for r in range(rounds):
         start = time.perf_counter()
@@ -70,7 +59,7 @@ def speed(rounds, steps_per_execution):
         theirs.append(time.perf_counter() - start)
     ours_s, theirs_s = float(np.median(ours)), float(np.median(theirs))
     return {"examples": len(x), "ours_epoch_seconds": ours_s,
-            "ours_first_epoch_seconds": timer.seconds[0], "sklearn_epoch_seconds": theirs_s,
+            "ours_first_epoch_seconds": timer.epoch_seconds[0], "sklearn_epoch_seconds": theirs_s,
             "speedup": theirs_s / ours_s, "ours_all": ours, "sklearn_all": theirs}
 
 

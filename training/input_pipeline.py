@@ -36,9 +36,10 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None):
         cached, buffer = ds, config.data.shuffle_buffer
         ds = tf.data.Dataset.range(*epochs).flat_map(
             lambda epoch: cached.shuffle(buffer, seed=config.seed * 100003 + epoch).batch(batch))
-    elif training:
-        ds = ds.shuffle(config.data.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
-    if not (training and epochs is not None):
+    else:
+        if training:
+            ds = ds.shuffle(config.data.shuffle_buffer, seed=config.seed,
+                            reshuffle_each_iteration=True)
         ds = ds.batch(batch)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -18,7 +18,7 @@ from training import input_pipeline, plots
 from training.callbacks import Preempted, TrainingDiverged, recover_backup, standard_callbacks
 from training.export import export_saved_model
 from training.optimizers import build_optimizer
-from training.strategy import is_chief, make_strategy
+from training.strategy import make_strategy
 
 
 def load_config(app_name, path=None, overrides=()):
@@ -171,8 +171,9 @@ def train(config):
     strategy = make_strategy(config.strategy, config.runtime.logical_cpus)
     _set_precision(config, strategy)
     app = get_app(config.app)(config)
-    chief = is_chief() if config.strategy == "multi_worker" else True
-    if not chief:  # other workers keep their files (backups too) out of the run dir
+    # tf.distribute names the chief (worker 0 without a "chief" task); the other
+    # workers keep their files (backups too) out of the run dir.
+    if not strategy.extended.should_checkpoint:
         config.run_dir = tempfile.mkdtemp(prefix="kat-worker-")
         config.export.enabled = False
     run_dir = _make_run_dir(config)

@@ -51,14 +51,6 @@ def worker_tf_config(workers, task_index):
     return json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": task_index}})
 
 
-def is_chief():
-    """True unless TF_CONFIG names this process a non-chief worker (worker 0 is the chief)."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    kind, index = task.get("type", "chief"), int(task.get("index", 0))
-    has_chief = "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    return kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
-
-
 def make_strategy(name="auto", logical_cpus=0):
     """Return the strategy named by the config.
 
