@@ -103,3 +103,17 @@ def test_nan_loss_stops_with_a_fix(smoke_config):
                           "optimizer.schedule=constant", "export.enabled=false")
     with pytest.raises(TrainingDiverged, match="optimizer.learning_rate="):
         train(config)
+
+
+def test_test_each_epoch_logs_the_accuracy_curve(smoke_config, tmp_path):
+    import csv
+
+    metrics = train(smoke_config("epochs=2", "callbacks.test_each_epoch=true",
+                                 "callbacks.restore_best=false", "export.enabled=false"))
+    with open(tmp_path / "run" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    # The last epoch's test evaluation is of the final weights, as the run's own test.
+    assert float(rows[-1]["test_accuracy"]) == pytest.approx(metrics["test"]["accuracy"])
+    wall = [float(r["wall_seconds"]) for r in rows]
+    assert 0 < wall[0] < wall[1] <= metrics["train_seconds"]

@@ -46,6 +46,32 @@ class Throughput(keras.callbacks.Callback):
         return self.examples_per_epoch * len(steady) / sum(steady) if steady else float("nan")
 
 
+class TestEachEpoch(keras.callbacks.Callback):
+    """Evaluates the test split after each epoch, for accuracy-vs-time curves.
+
+    Adds `test_<metric>` and `wall_seconds` (training time since fit began,
+    these evaluations left out) to the epoch's logs. Off by default
+    (`callbacks.test_each_epoch`): it costs one pass over the test split per epoch.
+    """
+
+    def __init__(self, test_data):
+        super().__init__()
+        self.test_data = test_data
+        self._evaluating = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.perf_counter()
+        wall = start - self._start - self._evaluating
+        results = self.model.evaluate(self.test_data, verbose=0, return_dict=True)
+        self._evaluating += time.perf_counter() - start
+        if logs is not None:
+            logs["wall_seconds"] = wall
+            logs.update({f"test_{name}": float(value) for name, value in results.items()})
+
+
 class NaNGuard(keras.callbacks.Callback):
     """Stops training at the first NaN/inf loss and remembers where it happened.
 
@@ -141,11 +167,12 @@ class Preemption(keras.callbacks.Callback):
 
 
 def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resuming,
-                       previous_best=None):
+                       previous_best=None, test_data=None):
     """(throughput, nan_guard, preemption, full callback list) for one run.
 
     previous_best: on resume, the best monitored value of the completed
     epochs, so the best checkpoint is not replaced by a worse epoch.
+    test_data: evaluated after each epoch when `callbacks.test_each_epoch`.
     """
     cb = config.callbacks
     monitor = "val_loss" if has_validation else "loss"
@@ -158,8 +185,10 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
         save_best_only=True, save_weights_only=True)
     if previous_best is not None:
         best.best = previous_best
-    callbacks = [
-        throughput,
+    callbacks = [throughput]
+    if cb.test_each_epoch and test_data is not None:  # before CSVLogger, which logs its figures
+        callbacks.append(TestEachEpoch(test_data))
+    callbacks += [
         nan_guard,
         best,
         backup,

@@ -58,6 +58,7 @@ class CallbacksConfig:
     save_freq: str = "epoch"  # BackupAndRestore: "epoch" or a step count
     tensorboard: bool = True
     restore_best: bool = True  # evaluate the best validation checkpoint
+    test_each_epoch: bool = False  # test metrics + wall time per epoch in history.csv
 
 
 @dataclass

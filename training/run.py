@@ -201,7 +201,7 @@ def train(config):
         compile_model(model, app, config, steps, options)
     previous_best = _trim_history(run_dir, first_epoch, val_ds is not None) if resuming else None
     throughput, nan_guard, preemption, callbacks = standard_callbacks(
-        config, str(run_dir), examples, val_ds is not None, resuming, previous_best)
+        config, str(run_dir), examples, val_ds is not None, resuming, previous_best, test_ds)
     callbacks += app.callbacks(str(run_dir))
 
     start = time.perf_counter()
