@@ -1,5 +1,7 @@
 """Turn an app's examples into the batched, cached, prefetched input fit expects."""
 
+import functools
+
 import tensorflow as tf
 
 
@@ -33,9 +35,14 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None):
         ds = ds.cache()
     batch = global_batch_size(config, strategy)
     if training and epochs is not None:
-        cached, buffer = ds, config.data.shuffle_buffer
-        ds = tf.data.Dataset.range(*epochs).flat_map(
-            lambda epoch: cached.shuffle(buffer, seed=config.seed * 100003 + epoch).batch(batch))
+        # Python-int seeds, one shuffled pass per epoch, concatenated: a tensor seed
+        # (flat_map over the epoch numbers) fails when the global seed is 0, as
+        # tf.random's get_seed then compares the tensor with 0 in Python. Each pass
+        # keeps its order for every iterator Keras makes (reshuffle off).
+        passes = [ds.shuffle(config.data.shuffle_buffer, seed=config.seed * 100003 + epoch,
+                             reshuffle_each_iteration=False).batch(batch)
+                  for epoch in range(*epochs)] or [ds.take(0).batch(batch)]
+        ds = functools.reduce(tf.data.Dataset.concatenate, passes)
     else:
         if training:
             ds = ds.shuffle(config.data.shuffle_buffer, seed=config.seed,
