@@ -15,7 +15,7 @@ help:
 	@echo "make train-multiworker   the default app on 2 localhost workers (1 epoch)"
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
-	@echo "make bench       benchmarks/ (pipeline vs plain fit, serving latency, RBM vs scikit-learn)"
+	@echo "make bench       every benchmark in benchmarks/ (about 40 minutes) -> benchmarks/RESULTS.md"
 	@echo "make export RUN=runs/<app>/<stamp>   export a finished run for TF Serving"
 	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"
 	@echo "make new-app NAME=my_task            scaffold a new task (app, config, test)"
@@ -64,11 +64,18 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow $(ARGS)
 
+# Every benchmark (or BENCHMARKS="a b"), then benchmarks/RESULTS.md, its charts and the
+# README table (benchmarks/report.py). A failed one fails the target; its row says nan or not run.
+BENCHMARKS ?= input_pipeline hardware_efficiency rbm_vs_sklearn serving_latency \
+	accuracy_vs_time forecast_vs_naive dbn_semi_supervised
 bench: setup $(BENCH_INSTALLED)
-	$(PY) benchmarks/pipeline_vs_plain_fit.py
-	$(PY) benchmarks/serving_latency.py
-	$(PY) benchmarks/rbm_vs_sklearn.py
-	$(PY) benchmarks/forecast_vs_naive.py
+	@failed=""; \
+	for b in $(BENCHMARKS); do \
+		echo "== benchmarks/$$b.py"; rm -f benchmarks/results/$$b.json; \
+		$(PY) benchmarks/$$b.py || failed="$$failed $$b"; \
+	done; \
+	$(PY) benchmarks/report.py; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 export: setup
 	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/<app>/<stamp> [NAME=model_name]"; exit 2; }

@@ -9,14 +9,12 @@ non-zero if a figure is missing or NaN.
 
 import argparse
 import json
-import math
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness
 
-from training.run import load_config, train  # noqa: E402
+from training.run import load_config, train
 
 
 def main():
@@ -24,31 +22,35 @@ def main():
     parser.add_argument("--config", default="configs/dbn_semi_supervised.yaml")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--pretrained-from", help="a run dir whose pretraining/ to reuse")
-    parser.add_argument("--out", default="benchmarks/out/dbn_semi_supervised")
+    parser.add_argument("--out", default=str(harness.OUT / "dbn_semi_supervised"))
     parser.add_argument("--set", action="append", default=[], help="config override key=value")
     args = parser.parse_args()
     out = Path(args.out)
     pretrained = Path(args.pretrained_from) / "pretraining" if args.pretrained_from else None
-    rows = []
+    seeds = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         run_dir = out / f"seed_{seed}"
+        shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, not a resume of the last one
         if pretrained is not None:  # the app loads RBMs it finds in run_dir/pretraining
             shutil.copytree(pretrained, run_dir / "pretraining", dirs_exist_ok=True)
         config = load_config(None, args.config, [f"seed={seed}", f"run_dir={run_dir}",
                                                  "export.enabled=false", *args.set])
         metrics = train(config)
-        rows.append({"seed": seed, "pretrained": metrics["test"]["accuracy"],
+        seeds.append({"seed": seed, "pretrained": metrics["test"]["accuracy"],
                      "random_init": metrics["random_init_test"]["accuracy"],
                      "gain_points": metrics["pretraining_gain_points"]})
         pretrained = pretrained or run_dir / "pretraining"
-        print(json.dumps(rows[-1]), flush=True)
-    mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
-    result = {"labeled": config.data.labeled, "seeds": rows,
+        print(json.dumps(seeds[-1]), flush=True)
+    mean = lambda key: sum(r[key] for r in seeds) / len(seeds)  # noqa: E731
+    result = {"labeled": config.data.labeled, "seeds": seeds,
               "mean_pretrained": mean("pretrained"), "mean_random_init": mean("random_init"),
               "mean_gain_points": mean("gain_points")}
-    print(json.dumps(result, indent=2))
-    if not rows or any(math.isnan(v) for r in rows for v in r.values()):
-        sys.exit("dbn_semi_supervised: a result is missing or NaN")
+    rows = [{"benchmark": f"DBN with {config.data.labeled} labels ({len(seeds)} seeds), pretrained "
+                          "vs the same net from random weights, mean test accuracy",
+             "measured": f"{result['mean_pretrained']:.2%}",
+             "against": f"{result['mean_random_init']:.2%}",
+             "ratio": result["mean_pretrained"] / result["mean_random_init"]}]
+    harness.record("dbn_semi_supervised", result, rows)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,12 @@ year as the year before. Exits non-zero if a figure is missing or NaN.
 """
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness
 
-from training.run import load_config, train  # noqa: E402
+from training.run import load_config, train
 
 
 def sunspots_csv():
@@ -31,7 +29,7 @@ def sunspots_csv():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cell", default="lstm")
-    parser.add_argument("--out", default="benchmarks/out/forecast_vs_naive")
+    parser.add_argument("--out", default=str(harness.OUT / "forecast_vs_naive"))
     parser.add_argument("--set", action="append", default=[], help="config override key=value")
     args = parser.parse_args()
     config = load_config("sequence_modeling", None, [
@@ -43,9 +41,11 @@ def main():
     metrics = train(config)
     result = {k: metrics[k] for k in ("test_mae", "naive_last_value_mae", "mae_vs_naive")}
     result["train_seconds"] = metrics["train_seconds"]
-    print(json.dumps(result, indent=2))
-    if any(not isinstance(v, float) or math.isnan(v) for v in result.values()):
-        sys.exit("forecast_vs_naive: a result is missing or NaN")
+    rows = [{"benchmark": f"Forecasting yearly sunspots ({args.cell}), test MAE vs the naive "
+                          "last-value forecast",
+             "measured": f"{result['test_mae']:.2f}", "against": f"{result['naive_last_value_mae']:.2f}",
+             "ratio": result["mae_vs_naive"]}]
+    harness.record("forecast_vs_naive", result, rows)
 
 
 if __name__ == "__main__":

@@ -1,34 +1,34 @@
-"""Batch-1 image predictions: the local server (8 concurrent REST clients) vs in-process calls.
+"""Batch-1 latency of the exported SavedModel in-process vs Keras `predict` vs the local server.
 
 Exports a Fashion-MNIST classifier (the default app's architecture), serves it
-with the stand-in on a free loopback port, and measures in one run:
-  * in-process: the SavedModel's serving_default called directly, one image at a time;
-  * server: 8 client threads sending `{"instances": [image]}` over HTTP.
-Prints throughput and p50/p99 latency of both and the throughput ratio.
+with the stand-in on a free loopback port, and measures in one run, one image
+per request, requests one after the other:
+  * in-process: the SavedModel's serving_default called directly;
+  * Keras predict: `model.predict` of the same Keras model;
+  * server: `{"instances": [image]}` over HTTP to the REST stand-in.
+then the server's throughput with 8 concurrent clients. Prints p50/p99 and
+the p50 ratios against in-process.
 
-    .venv/bin/python benchmarks/serving_latency.py [--requests 800] [--clients 8]
+    .venv/bin/python benchmarks/serving_latency.py [--requests 400] [--clients 8]
 """
 
 import argparse
 import json
-import os
-import sys
+import shutil
 import tempfile
 import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import harness
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from apps.registry import get_app  # noqa: E402
-from training.run import export_model, load_config  # noqa: E402
-from training.serve import add_flags, make_server_from_flags  # noqa: E402
+from apps.registry import get_app
+from training.run import export_model, load_config
+from training.serve import add_flags, make_server_from_flags
 
 
 def summary(latencies, seconds):
@@ -37,9 +37,20 @@ def summary(latencies, seconds):
             "p99_ms": float(np.percentile(ms, 99))}
 
 
+def one_by_one(call, items):
+    """summary() of calling `call` on each item in turn (after one warm-up call)."""
+    call(items[0])
+    latencies, start = [], time.perf_counter()
+    for item in items:
+        t = time.perf_counter()
+        call(item)
+        latencies.append(time.perf_counter() - t)
+    return summary(latencies, time.perf_counter() - start)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=800)
+    parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
 
@@ -48,53 +59,54 @@ def main():
                                                         "export.name=fashion"])
     app = get_app("image_classification")(config)
     keras.utils.set_random_seed(0)
-    version_dir = export_model(app, app.build_model(), config)
+    model = app.build_model()
+    version_dir = export_model(app, model, config)
     images = np.random.default_rng(0).integers(0, 256, (args.requests, 1, 28, 28, 1), np.uint8)
 
     serve_fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    serve_fn(image=tf.constant(images[0]))  # warm-up
-    latencies, start = [], time.perf_counter()
-    for image in images:
-        t = time.perf_counter()
-        serve_fn(image=tf.constant(image))
-        latencies.append(time.perf_counter() - t)
-    in_process = summary(latencies, time.perf_counter() - start)
+    in_process = one_by_one(lambda image: serve_fn(image=tf.constant(image)), images)
+    keras_predict = one_by_one(lambda image: model.predict(image, verbose=0), images)
 
     flags = argparse.ArgumentParser()
     add_flags(flags)
-    server, _, repository = make_server_from_flags(flags.parse_args([
+    server, _, _ = make_server_from_flags(flags.parse_args([
         "--model_name=fashion", f"--model_base_path={version_dir.parent}", "--rest_api_port=0",
         "--port=-1"]))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/v1/models/fashion:predict"
     bodies = [json.dumps({"instances": image.tolist()}).encode() for image in images]
+    failures = []
 
-    def call(body):
+    def request(body):
         t = time.perf_counter()
         with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=60) as r:
-            ok = r.status == 200 and "predictions" in json.loads(r.read())
-        return time.perf_counter() - t, ok
+            if r.status != 200 or "predictions" not in json.loads(r.read()):
+                failures.append(r.status)
+        return time.perf_counter() - t
 
-    call(bodies[0])  # warm-up
+    server_one = one_by_one(request, bodies)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.clients) as pool:
-        results = list(pool.map(call, bodies))
-    served = summary([r[0] for r in results], time.perf_counter() - start)
+        latencies = list(pool.map(request, bodies))
+    server_many = summary(latencies, time.perf_counter() - start)
     server.shutdown()
-    failures = sum(not ok for _, ok in results)
+    shutil.rmtree(export_dir)
 
-    print(f"batch-1 Fashion-MNIST predictions, {args.requests} requests")
-    print(f"in-process SavedModel : {in_process['per_sec']:8.1f}/s  p50 {in_process['p50_ms']:6.2f} ms"
-          f"  p99 {in_process['p99_ms']:6.2f} ms")
-    print(f"local server, {args.clients} clients: {served['per_sec']:8.1f}/s  p50 {served['p50_ms']:6.2f} ms"
-          f"  p99 {served['p99_ms']:6.2f} ms")
-    print(f"throughput ratio server / in-process: {served['per_sec'] / in_process['per_sec']:.3f}")
-    values = list(in_process.values()) + list(served.values())
-    if failures or not all(np.isfinite(values)):
-        print(f"error: {failures} failed requests or a missing figure", file=sys.stderr)
-        return 1
-    return 0
+    figures = {"requests": args.requests, "in_process": in_process, "keras_predict": keras_predict,
+               "server": server_one, f"server_{args.clients}_clients": server_many,
+               "failed_requests": len(failures)}
+    p50 = lambda s: f"p50 {s['p50_ms']:.2f} ms (p99 {s['p99_ms']:.2f})"  # noqa: E731
+    rows = [{"benchmark": "Batch-1 latency: Keras `predict` vs the exported SavedModel in-process",
+             "measured": p50(keras_predict), "against": p50(in_process),
+             "ratio": keras_predict["p50_ms"] / in_process["p50_ms"]},
+            {"benchmark": "Batch-1 latency: local REST server vs the SavedModel in-process "
+                          f"(server, {args.clients} clients: {server_many['per_sec']:.0f}/s)",
+             "measured": p50(server_one), "against": p50(in_process),
+             "ratio": server_one["p50_ms"] / in_process["p50_ms"]}]
+    if failures:
+        figures["failed_requests"] = float("nan")  # record() then exits non-zero
+    harness.record("serving_latency", figures, rows)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
