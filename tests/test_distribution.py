@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("app,extra", [
-    ("sequence_modeling", ["model.units=16"]),
+    # Asks for 4 steps per execution: one device runs 4, mirrored drops to 1
+    # (keras-team/keras#19246, training/run.py); the weights must still agree.
+    ("sequence_modeling", ["model.units=16", "runtime.steps_per_execution=4"]),
     pytest.param("unsupervised_pretraining", ["model.pretrained=false", "model.hidden=32,16"],
                  marks=pytest.mark.slow),
 ])
