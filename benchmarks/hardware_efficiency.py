@@ -7,7 +7,10 @@ batch (so the input pipeline is not part of it; see input_pipeline.py),
 with the FLOPs of one training step counted from its graph
 (training/flops.py: convolutions, matmuls and their gradients).
 
-    .venv/bin/python benchmarks/hardware_efficiency.py [--steps 40] [--rounds 3]
+    .venv/bin/python benchmarks/hardware_efficiency.py [--steps 40] [--rounds 3] [--profile DIR]
+
+--profile DIR also records a TensorBoard profiler trace of a few steps per
+model (`tensorboard --logdir DIR`, Profile tab, with tensorboard-plugin-profile).
 """
 
 import argparse
@@ -37,11 +40,15 @@ def matmul_peak(sizes=(1024, 2048, 4096), repeats=4):
     return best
 
 
-def model_rate(config_path, steps, rounds):
+def model_rate(config_path, steps, rounds, profile_dir=None):
     setup = harness.Configured(config_path)
     dataset, (x, y) = setup.cached_batches()
     model = setup.fresh_model()
     seconds = harness.epoch_seconds(model, dataset, steps, rounds + 1)[1:]
+    if profile_dir:
+        tf.profiler.experimental.start(profile_dir)
+        harness.epoch_seconds(model, dataset, 2 * model.steps_per_execution, 1)
+        tf.profiler.experimental.stop()
     step_seconds = float(np.median(seconds)) / steps
     by_op = train_step_flops(model, x, y)
     flops = float(sum(by_op.values()))
@@ -57,9 +64,11 @@ def main():
     parser.add_argument("--steps", type=int, default=40, help="steps per timed epoch")
     parser.add_argument("--rounds", type=int, default=3, help="timed epochs (after one warm-up)")
     parser.add_argument("--models", default=",".join(CONFIGS), help="of " + ", ".join(CONFIGS))
+    parser.add_argument("--profile", help="write a profiler trace per model under this directory")
     args = parser.parse_args()
     peak_before = matmul_peak()
-    models = {name: model_rate(CONFIGS[name], args.steps, args.rounds)
+    models = {name: model_rate(CONFIGS[name], args.steps, args.rounds,
+                               args.profile and f"{args.profile}/{name}")
               for name in args.models.split(",")}
     peak_after = matmul_peak()
     peak = max(peak_before, peak_after)
