@@ -15,7 +15,7 @@ help:
 	@echo "make train-multiworker   the default app on 2 localhost workers (1 epoch)"
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
-	@echo "make bench       every benchmark in benchmarks/ (about 40 minutes) -> benchmarks/RESULTS.md"
+	@echo "make bench       every benchmark in benchmarks/ (about 35 minutes) -> benchmarks/RESULTS.md"
 	@echo "make export RUN=runs/<app>/<stamp>   export a finished run for TF Serving"
 	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"
 	@echo "make new-app NAME=my_task            scaffold a new task (app, config, test)"
