@@ -36,8 +36,8 @@ RESULTS = Path(os.environ.get("KAT_BENCH_RESULTS", ROOT / "benchmarks" / "result
 class Configured:
     """A config's app, model (compiled as `training.run.train` compiles it) and training data."""
 
-    def __init__(self, config_path=None, app_name=None, overrides=()):
-        self.config = load_config(app_name, config_path, list(overrides))
+    def __init__(self, config_path, overrides=()):
+        self.config = load_config(None, config_path, list(overrides))
         self.strategy = tf.distribute.get_strategy()
         self.app = get_app(self.config.app)(self.config)
         self.train_ds, self.examples = input_pipeline.make_dataset(
