@@ -3,9 +3,10 @@
 In one process: the machine's float32 matmul peak (best of square matmuls of
 1024-4096, measured before and after the models, the higher taken), then for
 each config the median step time of `model.fit` on one cached in-memory
-batch (so the input pipeline is not part of it; see input_pipeline.py),
-with the FLOPs of one training step counted from its graph
-(training/flops.py: convolutions, matmuls and their gradients).
+batch (so the input pipeline is not part of it; see input_pipeline.py) at
+the steps_per_execution a run of the config uses, and the FLOPs of one
+training step counted from its graph (training/flops.py: convolutions,
+matmuls and their gradients).
 
     .venv/bin/python benchmarks/hardware_efficiency.py [--steps 40] [--rounds 3] [--profile DIR]
 
@@ -44,6 +45,8 @@ def model_rate(config_path, steps, rounds, profile_dir=None):
     setup = harness.Configured(config_path)
     dataset, (x, y) = setup.cached_batches()
     model = setup.fresh_model()
+    per_execution = model.steps_per_execution
+    steps = -(-steps // per_execution) * per_execution  # whole executions
     seconds = harness.epoch_seconds(model, dataset, steps, rounds + 1)[1:]
     if profile_dir:
         tf.profiler.experimental.start(profile_dir)
@@ -53,6 +56,7 @@ def model_rate(config_path, steps, rounds, profile_dir=None):
     by_op = train_step_flops(model, x, y)
     flops = float(sum(by_op.values()))
     return {"batch": int(x.shape[0]), "params": model.count_params(),
+            "steps_per_execution": per_execution, "timed_steps": steps,
             "train_gflop_per_step": flops / 1e9,
             "gflop_by_op": {k: v / 1e9 for k, v in sorted(by_op.items())},
             "step_ms": step_seconds * 1000, "images_per_sec": x.shape[0] / step_seconds,
@@ -61,7 +65,8 @@ def model_rate(config_path, steps, rounds, profile_dir=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40, help="steps per timed epoch")
+    parser.add_argument("--steps", type=int, default=40,
+                        help="steps per timed epoch (rounded up to whole executions)")
     parser.add_argument("--rounds", type=int, default=3, help="timed epochs (after one warm-up)")
     parser.add_argument("--models", default=",".join(CONFIGS), help="of " + ", ".join(CONFIGS))
     parser.add_argument("--profile", help="write a profiler trace per model under this directory")

@@ -34,7 +34,8 @@ RESULTS = Path(os.environ.get("KAT_BENCH_RESULTS", ROOT / "benchmarks" / "result
 
 
 class Configured:
-    """A config's app, model (compiled as `training.run.train` compiles it) and training data."""
+    """A config's app, model (compiled as `training.run.train` compiles it, so with
+    the steps_per_execution a run over all its data uses) and training data."""
 
     def __init__(self, config_path, overrides=()):
         self.config = load_config(None, config_path, list(overrides))
@@ -48,7 +49,7 @@ class Configured:
         keras.utils.set_random_seed(self.config.seed)
         model = self.app.build_model()
         compile_model(model, self.app, self.config, self.steps,
-                      compile_options(self.config, self.strategy))
+                      compile_options(self.config, self.strategy, self.steps))
         return model
 
     def cached_batches(self):
@@ -58,7 +59,14 @@ class Configured:
 
 
 def epoch_seconds(model, dataset, steps, epochs):
-    """Seconds of each of `epochs` fit epochs of `steps` steps (the first one traces)."""
+    """Seconds of each of `epochs` fit epochs of `steps` steps (the first one traces).
+
+    Keras runs whole executions of `model.steps_per_execution` steps on an endless
+    dataset, so `steps` must be a multiple of it for the time to be of `steps` steps.
+    """
+    if steps % model.steps_per_execution:
+        raise ValueError(f"{steps} steps is not a multiple of steps_per_execution="
+                         f"{model.steps_per_execution}; Keras would run more steps than timed")
     timer = Throughput(steps)
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
               callbacks=[timer])

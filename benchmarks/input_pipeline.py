@@ -16,7 +16,7 @@ Seen on this machine: about half of the plain `model.fit(x, y)` calls spend
 adapter iterator (no Python frame below fit; TF 2.21 / Keras 3.15.1).
 Best-of keeps that out of the throughput; the JSON's `seconds` show it.
 
-    .venv/bin/python benchmarks/input_pipeline.py [--examples 10000] [--rounds 3]
+    .venv/bin/python benchmarks/input_pipeline.py [--examples 10240] [--rounds 4]
 """
 
 import argparse
@@ -28,7 +28,8 @@ import harness
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/fashion_mnist_default.yaml")
-    parser.add_argument("--examples", type=int, default=10000)
+    parser.add_argument("--examples", type=int, default=10240,
+                        help="a multiple of the batch: every step of every variant is full")
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
 

@@ -135,3 +135,16 @@ def test_seed_zero_trains_with_a_fresh_order_each_epoch(smoke_config):
     first, second = labels[:examples], labels[examples:]
     assert len(second) == examples and sorted(first) == sorted(second)
     assert not np.array_equal(first, second)
+
+
+def test_steps_per_execution_divides_the_epoch(smoke_config):
+    import tensorflow as tf
+
+    from training.run import compile_options
+
+    config = smoke_config("runtime.steps_per_execution=16")
+    strategy = tf.distribute.get_strategy()
+    assert compile_options(config, strategy)["steps_per_execution"] == 16
+    # 446 = 2 x 223 steps: an execution of 16 would run into the next epoch's batches.
+    assert compile_options(config, strategy, 446)["steps_per_execution"] == 2
+    assert compile_options(config, strategy, 80)["steps_per_execution"] == 16

@@ -107,10 +107,13 @@ def _steps_per_execution(config, strategy):
     return config.runtime.steps_per_execution
 
 
-def compile_options(config, strategy):
-    """The runtime options every `model.compile` of a run gets."""
-    return {"steps_per_execution": _steps_per_execution(config, strategy),
-            "jit_compile": config.runtime.jit_compile}
+def compile_options(config, strategy, steps_per_epoch=None):
+    """The runtime options every `model.compile` of a run gets; given the epoch's
+    steps, steps_per_execution is lowered to divide them (see _dividing)."""
+    spe = _steps_per_execution(config, strategy)
+    if steps_per_epoch:
+        spe = _dividing(spe, steps_per_epoch)
+    return {"steps_per_execution": spe, "jit_compile": config.runtime.jit_compile}
 
 
 def compile_model(model, app, config, steps_per_epoch, options):
@@ -191,8 +194,7 @@ def train(config):
     test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
     steps = input_pipeline.batches_per_epoch(examples, config, strategy)
 
-    options = compile_options(config, strategy)
-    options["steps_per_execution"] = _dividing(options["steps_per_execution"], steps)
+    options = compile_options(config, strategy, steps)
     with strategy.scope():
         start = time.perf_counter()
         app.pretrain(str(run_dir), options)
