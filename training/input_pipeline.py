@@ -57,9 +57,3 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None):
 def batches_per_epoch(examples, config, strategy):
     """Global batches in one pass over `examples` (the last one may be partial)."""
     return -(-examples // global_batch_size(config, strategy))
-
-
-def steps_per_epoch(ds):
-    """Batches in one pass, or None when tf.data cannot tell without iterating."""
-    n = int(ds.cardinality())
-    return n if n >= 0 else None
