@@ -166,6 +166,11 @@ class Preemption(keras.callbacks.Callback):
             signal.signal(signal.SIGTERM, self._previous)
 
 
+def monitored(has_validation):
+    """The metric the best checkpoint (and early stopping) watch."""
+    return "val_loss" if has_validation else "loss"
+
+
 def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resuming,
                        previous_best=None, test_data=None):
     """(throughput, nan_guard, preemption, full callback list) for one run.
@@ -175,7 +180,7 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
     test_data: evaluated after each epoch when `callbacks.test_each_epoch`.
     """
     cb = config.callbacks
-    monitor = "val_loss" if has_validation else "loss"
+    monitor = monitored(has_validation)
     throughput, nan_guard = Throughput(examples_per_epoch), NaNGuard()
     save_freq = cb.save_freq if cb.save_freq == "epoch" else int(cb.save_freq)
     backup = AtomicBackupAndRestore(os.path.join(run_dir, "backup"), save_freq=save_freq)

@@ -15,7 +15,8 @@ import tensorflow as tf
 from apps.registry import get_app
 from training import config as config_lib
 from training import input_pipeline, plots
-from training.callbacks import Preempted, TrainingDiverged, recover_backup, standard_callbacks
+from training.callbacks import (Preempted, TrainingDiverged, monitored, recover_backup,
+                                standard_callbacks)
 from training.export import export_saved_model
 from training.optimizers import build_optimizer
 from training.strategy import make_strategy
@@ -81,7 +82,7 @@ def _trim_history(run_dir, completed, has_validation):
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(kept)
-    monitor = "val_loss" if has_validation else "loss"
+    monitor = monitored(has_validation)
     values = [float(r[monitor]) for r in kept if r.get(monitor)]
     return min(values) if values else None
 
