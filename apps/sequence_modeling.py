@@ -60,11 +60,16 @@ class SequenceModelingConfig(Config):
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(learning_rate=2e-3))
 
 
+def check_cell(cell):
+    """ConfigError naming the choices unless `cell` is one of CELLS."""
+    if cell not in CELLS:
+        raise ConfigError(f"Unknown model.cell {cell!r}; choose one of: {', '.join(CELLS)}")
+
+
 def recurrent_stack(x, cell, units, layers, bidirectional=False, dropout=0.0,
                     return_sequences=False):
     """`layers` recurrent layers of `cell`; masks from the inputs are honoured."""
-    if cell not in CELLS:
-        raise ConfigError(f"Unknown model.cell {cell!r}; choose one of: {', '.join(CELLS)}")
+    check_cell(cell)
     for i in range(layers):
         last = i == layers - 1
         rnn = CELLS[cell](units, return_sequences=return_sequences or not last, dropout=dropout,
@@ -98,9 +103,7 @@ class SequenceModeling(App):
         super().__init__(config)
         if config.task not in TASKS:
             raise ConfigError(f"Unknown task {config.task!r}; choose one of: {', '.join(TASKS)}")
-        if config.model.cell not in CELLS:
-            raise ConfigError(f"Unknown model.cell {config.model.cell!r}; choose one of: "
-                              f"{', '.join(CELLS)}")
+        check_cell(config.model.cell)  # before any data is read
         d = config.data
         self.images = None
         if config.task == "classification" and self._is_image_set(d.name):
