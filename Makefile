@@ -3,18 +3,20 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+SERVING_INSTALLED := $(VENV)/.serving-installed
 BENCH_INSTALLED := $(VENV)/.bench-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APP_CONFIG ?= configs/fashion_mnist_default.yaml
 ARGS ?=
 
-.PHONY: help setup data train-app train-multiworker test test-slow bench export serve new-app clean
+.PHONY: help setup data train-app train-multiworker test test-slow lint bench export serve new-app clean
 
 help:
 	@echo "make train-app   set up, then train, evaluate and export the default app ($(APP_CONFIG))"
 	@echo "make train-multiworker   the default app on 2 localhost workers (1 epoch)"
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
+	@echo "make lint        ruff over the whole tree (pyproject.toml has its rules)"
 	@echo "make bench       every benchmark in benchmarks/ (about 35 minutes) -> benchmarks/RESULTS.md"
 	@echo "make export RUN=runs/<app>/<stamp>   export a finished run for TF Serving"
 	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"
@@ -27,6 +29,11 @@ $(INSTALLED): setup.cfg pyproject.toml
 	touch $@
 
 setup: $(INSTALLED) data
+
+# The TF Serving stand-in and its client (serving/): `make serve` and the tests need them.
+$(SERVING_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,serving]'
+	touch $@
 
 # The benchmarks compare with scikit-learn and read statsmodels' data sets; the library needs neither.
 $(BENCH_INSTALLED): $(INSTALLED)
@@ -58,17 +65,20 @@ train-multiworker: setup
 	$(PY) -m training train --config $(APP_CONFIG) --set epochs=1 $(ARGS) --workers $$workers --task-index 0; \
 	status=$$?; wait $$! || status=1; echo "worker 1's output: multiworker-1.log"; exit $$status
 
-test: setup
+test: setup $(SERVING_INSTALLED)
 	$(PY) -m pytest -q $(ARGS)
 
-test-slow: setup
+test-slow: setup $(SERVING_INSTALLED)
 	$(PY) -m pytest -q -m slow $(ARGS)
+
+lint: $(INSTALLED)
+	$(PY) -m ruff check .
 
 # Every benchmark (or BENCHMARKS="a b"), then benchmarks/RESULTS.md, its charts and the
 # README table (benchmarks/report.py). A failed one fails the target; its row says nan or not run.
 BENCHMARKS ?= input_pipeline hardware_efficiency rbm_vs_sklearn serving_latency \
 	accuracy_vs_time forecast_vs_naive dbn_semi_supervised
-bench: setup $(BENCH_INSTALLED)
+bench: setup $(SERVING_INSTALLED) $(BENCH_INSTALLED)
 	@failed=""; \
 	for b in $(BENCHMARKS); do \
 		echo "== benchmarks/$$b.py"; rm -f benchmarks/results/$$b.json; \
@@ -84,7 +94,7 @@ export: setup
 # TF Serving if installed, else its Docker image, else our REST stand-in (same flags).
 EXPORT_DIR ?= export
 SERVE_FLAGS = --rest_api_port=8501 --port=8500 --model_config_file=$(abspath $(EXPORT_DIR))/models.config
-serve: setup
+serve: setup $(SERVING_INSTALLED)
 	@test -f $(EXPORT_DIR)/models.config || { echo "No $(EXPORT_DIR)/models.config: run make train-app (or make export) first"; exit 2; }
 	@if command -v tensorflow_model_server >/dev/null 2>&1; then \
 		tensorflow_model_server $(SERVE_FLAGS); \

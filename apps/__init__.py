@@ -1,6 +1,7 @@
-"""Task templates. Each module defines one `apps.base.App` subclass."""
+"""Task templates, one package (or module) each, subclassing `training.app.App`.
 
-from apps.base import App, DataNotFoundError, ServingSignature
-from apps.registry import available_apps, get_app, register_app
-
-__all__ = ["App", "DataNotFoundError", "ServingSignature", "available_apps", "get_app", "register_app"]
+Each app is declared in setup.cfg's entry-point group `keras_app_templates.apps`,
+the way apps of other packages are, so the framework finds them without
+knowing this package. Keep this file and the app packages' `__init__.py` free of
+imports: listing apps reads them.
+"""

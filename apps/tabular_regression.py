@@ -6,22 +6,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.base import App, DataNotFoundError, ServingSignature
-from apps.registry import register_app
-from training.config import Config, ConfigError, DataConfig, ModelConfig, OptimizerConfig
+from training.app import App, ServingSignature
+from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
+from training.datasets import split_range
+from training.errors import ConfigError, DataNotFoundError
 
 
 @dataclass
 class TabularDataConfig(DataConfig):
-    path: str = ""  # CSV with a header row and numeric columns
-    target: str = ""  # the column to predict; all others are features
-    test_split: float = 0.2
+    path: str = option("", "CSV with a header row and numeric columns")
+    target: str = option("", "the column to predict; all others are features")
+    test_split: float = option(0.2, "fraction of the rows held out for the test")
 
 
 @dataclass
 class TabularModelConfig(ModelConfig):
-    arch: str = "mlp"
-    hidden_units: int = 64  # two hidden layers of this width
+    hidden_units: int = option(64, "width of the two hidden layers")
 
 
 @dataclass
@@ -34,7 +34,6 @@ class TabularRegressionConfig(Config):
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(learning_rate=0.01))
 
 
-@register_app
 class TabularRegression(App):
     name = "tabular_regression"
     description = "Predict one numeric CSV column from the others (normalisation inside the model)."
@@ -50,20 +49,22 @@ class TabularRegression(App):
         if d.target not in table.dtype.names:
             raise ConfigError(f"data.target must be one of the CSV's columns: {', '.join(table.dtype.names)}")
         self.feature_names = [n for n in table.dtype.names if n != d.target]
-        x = np.stack([table[n] for n in self.feature_names], axis=1)
-        order = np.random.default_rng(config.seed).permutation(len(x))
-        cuts = np.cumsum([int(len(x) * f) for f in (d.test_split, d.validation_split)])
-        parts = np.split(order, cuts)
-        self.splits = {s: (x[i][: d.limit], table[d.target][i][: d.limit])
-                       for s, i in zip(("test", "validation", "train"), parts)}
+        self.x = np.stack([table[n] for n in self.feature_names], axis=1)
+        self.y = table[d.target]
+        self.order = np.random.default_rng(config.seed).permutation(len(self.x))  # rows in random order
 
-    def build_data(self, split, input_context=None):
-        x, y = self.splits[split]
-        return tf.data.Dataset.from_tensor_slices((x, y)) if len(x) else None
+    def rows(self, split):
+        d = self.config.data
+        start, stop = split_range(split, len(self.order), d.validation_split, d.test_split, d.limit)
+        return self.order[start:stop]
+
+    def build_data(self, split):
+        rows = self.rows(split)
+        return tf.data.Dataset.from_tensor_slices((self.x[rows], self.y[rows])) if len(rows) else None
 
     def build_model(self):
         normalize = keras.layers.Normalization(name="normalize")
-        normalize.adapt(self.splits["train"][0])  # mean/variance of the training features
+        normalize.adapt(self.x[self.rows("train")])  # mean/variance of the training features
         inputs = keras.Input((len(self.feature_names),), name="features")
         x = normalize(inputs)
         for _ in range(2):

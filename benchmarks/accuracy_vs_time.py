@@ -17,7 +17,8 @@ from pathlib import Path
 
 import harness
 
-from training.run import load_config, train
+from training.config import load_config
+from training.run import train
 
 DEFAULT_CONFIGS = "configs/fashion_mnist_default.yaml,configs/sequence_fashion_mnist_lstm.yaml"
 

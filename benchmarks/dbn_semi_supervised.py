@@ -14,7 +14,8 @@ from pathlib import Path
 
 import harness
 
-from training.run import load_config, train
+from training.config import load_config
+from training.run import train
 
 
 def main():

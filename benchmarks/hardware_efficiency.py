@@ -5,7 +5,7 @@ In one process: the machine's float32 matmul peak (best of square matmuls of
 each config the median step time of `model.fit` on one cached in-memory
 batch (so the input pipeline is not part of it; see input_pipeline.py) at
 the steps_per_execution a run of the config uses, and the FLOPs of one
-training step counted from its graph (training/flops.py: convolutions,
+training step counted from its graph (benchmarks/flops.py: convolutions,
 matmuls and their gradients).
 
     .venv/bin/python benchmarks/hardware_efficiency.py [--steps 40] [--rounds 3] [--profile DIR]
@@ -20,8 +20,7 @@ import time
 import harness
 import numpy as np
 import tensorflow as tf
-
-from training.flops import train_step_flops
+from flops import train_step_flops
 
 CONFIGS = {"resnet_small": "configs/fashion_mnist_resnet_small.yaml",
            "mobilenet_small": "configs/fashion_mnist_mobilenet_small.yaml"}

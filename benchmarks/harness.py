@@ -24,10 +24,11 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from apps.registry import get_app  # noqa: E402
 from training import input_pipeline  # noqa: E402
 from training.callbacks import Throughput  # noqa: E402
-from training.run import compile_model, compile_options, load_config  # noqa: E402
+from training.config import load_config  # noqa: E402
+from training.registry import get_app  # noqa: E402
+from training.run import compile_model, compile_options  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 RESULTS = Path(os.environ.get("KAT_BENCH_RESULTS", ROOT / "benchmarks" / "results"))

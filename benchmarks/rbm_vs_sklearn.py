@@ -24,8 +24,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import BernoulliRBM
 from sklearn.preprocessing import minmax_scale
 
-from apps.image_data import find_idx_dir, read_idx
-from apps.rbm_training import fit_rbm
+from apps.image_classification.data import find_idx_dir, read_idx
+from apps.unsupervised_pretraining.rbm_training import fit_rbm
 from training.callbacks import Throughput
 
 
@@ -63,7 +63,7 @@ def nudge_dataset(x, y):
     """sklearn's example: the 8x8 images shifted by 1 pixel in 4 directions (x5 data)."""
     directions = [[[0, 1, 0], [0, 0, 0], [0, 0, 0]], [[0, 0, 0], [1, 0, 0], [0, 0, 0]],
                   [[0, 0, 0], [0, 0, 1], [0, 0, 0]], [[0, 0, 0], [0, 0, 0], [0, 1, 0]]]
-    shifted = [np.apply_along_axis(lambda im: convolve(im.reshape(8, 8), np.array(w),
+    shifted = [np.apply_along_axis(lambda im, w=w: convolve(im.reshape(8, 8), np.array(w),
                                                        mode="constant").ravel(), 1, x)
                for w in directions]
     return np.concatenate([x] + shifted), np.concatenate([y] * 5)

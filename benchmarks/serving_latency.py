@@ -26,9 +26,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.registry import get_app
-from training.run import export_model, load_config
-from training.serve import add_flags, make_server_from_flags
+from serving.flags import add_flags
+from serving.server import make_server_from_flags
+from training.config import load_config
+from training.registry import get_app
+from training.run import export_model
 
 
 def summary(latencies, seconds):

@@ -21,7 +21,7 @@ class RBM(keras.layers.Layer):
     `call(v)` = sigmoid(v.W + c), so trained RBMs stack into a feed-forward
     net (a DBN) and unroll into Dense layers (`as_dense`). The sampling
     methods (`sample_h`, `sample_v`, `gibbs_step`) and `cd_statistics` feed
-    contrastive-divergence training, which `apps.rbm_training.RBMTrainer`
+    contrastive-divergence training, which `apps.unsupervised_pretraining.rbm_training.RBMTrainer`
     runs under `model.fit`.
 
     Args:

@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
-from training.run import load_config  # noqa: E402
+from training.config import load_config  # noqa: E402
 
 # Small but real: a narrow ResNet on a few hundred Fashion-MNIST images.
 SMOKE = [

@@ -14,7 +14,8 @@ import tempfile
 import keras
 import numpy as np
 
-from training.run import load_config, train
+from training.config import load_config
+from training.run import train
 
 
 def run(app, strategy, batch_size, out, extra):

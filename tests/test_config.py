@@ -2,8 +2,8 @@
 
 import pytest
 
-from training.config import ConfigError
-from training.run import load_config
+from training.config import load_config
+from training.errors import ConfigError
 
 
 def test_defaults_are_the_apps():
@@ -57,3 +57,27 @@ def test_list_values_from_set(value):
 def test_list_items_are_type_checked():
     with pytest.raises(ConfigError, match=r"model.hidden\[1\]' must be int"):
         load_config("unsupervised_pretraining", None, ["model.hidden=300,wide"])
+
+
+def test_overriding_one_key_keeps_the_apps_other_defaults_in_that_section():
+    # The image app's optimizer section defaults to learning_rate=2e-3; setting another key of
+    # the section once rebuilt it from OptimizerConfig's own defaults (1e-3).
+    config = load_config("image_classification", None, ["optimizer.schedule=constant"])
+    assert config.optimizer.schedule == "constant" and config.optimizer.learning_rate == 2e-3
+
+
+@pytest.mark.parametrize("key, value, choices", [
+    ("strategy", "horovod", "auto, one_device, mirrored, multi_worker, tpu"),
+    ("optimizer.schedule", "linear", "cosine, constant"),
+    ("optimizer.name", "lamb", "auto, adam, adamw, sgd, rmsprop"),
+    ("model.arch", "vgg", "mobilenet, mobilenet_small, resnet18, resnet34, resnet50, resnet_small"),
+])
+def test_choices_are_checked_when_the_config_loads(key, value, choices):
+    with pytest.raises(ConfigError, match=f"'{key}' must be one of: {choices}; got '{value}'"):
+        load_config("image_classification", None, [f"{key}={value}"])
+
+
+@pytest.mark.parametrize("app", ["sequence_modeling", "unsupervised_pretraining", "tabular_regression"])
+def test_model_arch_is_a_key_of_the_image_app_only(app):
+    with pytest.raises(ConfigError, match="Unknown config key 'model.arch'"):
+        load_config(app, None, ["model.arch=rnn"])

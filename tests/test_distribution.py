@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from training.config import ConfigError
-from training.run import load_config, train
+from training.config import load_config
+from training.errors import ConfigError
+from training.run import train
 from training.strategy import make_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +137,7 @@ def test_two_localhost_workers_agree_with_each_other_and_one_process(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         for i in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
     single = subprocess.run(
         [sys.executable, "-m", "training", "train", *MULTI_WORKER, "--set", "batch_size=16",

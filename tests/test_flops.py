@@ -1,11 +1,16 @@
-"""FLOPs counted from graphs (training/flops.py) against the textbook formulas."""
+"""FLOPs counted from graphs (benchmarks/flops.py) against the textbook formulas."""
+
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.flops import graph_flops, train_step_flops
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from flops import graph_flops, train_step_flops  # noqa: E402
 
 
 def _graph(fn, *specs):

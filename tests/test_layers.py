@@ -1,8 +1,8 @@
 """The custom layers meet Keras' own layer contract and save/load as .keras."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 from keras.src import testing
 
 from layers import DepthwiseSeparableBlock, ResidualBlock

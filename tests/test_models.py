@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from apps.image_classification import build_classifier
+from apps.image_classification.model import build_classifier
 
 
 def test_mobilenet_matches_keras_applications():

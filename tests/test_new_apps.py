@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.base import App
-from training.config import ConfigError
-from training.run import load_config, train
+from training.app import App
+from training.config import load_config
+from training.errors import ConfigError
+from training.run import train
 from training.scaffold import new_app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,26 +24,41 @@ def _env_with_path(path):
 
 
 def test_scaffold_round_trip_in_a_copy_of_the_project(tmp_path):
-    for package in ("apps", "layers", "training"):
-        shutil.copytree(REPO / package, tmp_path / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    written = new_app("my_task", tmp_path)
-    assert [p.name for p in written] == ["my_task.py", "my_task.yaml", "test_my_task.py"]
+    project = tmp_path / "project"
+    for package in ("apps", "layers", "serving", "training"):
+        shutil.copytree(REPO / package, project / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, project / name)
+    written = new_app("my_task", project)
+    assert [p.name for p in written] == ["my_task.py", "my_task.yaml", "test_my_task.py", "setup.cfg"]
+    assert "    my_task = apps.my_task:MyTaskApp\n" in (project / "setup.cfg").read_text()
+    # Install the copy as a user reinstalls the project (its dependencies are this environment's);
+    # the entry point in its metadata is what makes the app known.
+    site = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                              "--no-build-isolation", "--target", str(site), str(project)],
+                             capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-3000:]
     listed = subprocess.run([sys.executable, "-m", "training", "list"], cwd=tmp_path,
-                            env=_env_with_path(tmp_path), capture_output=True, text=True, timeout=300)
-    assert "my_task" in listed.stdout, listed.stderr[-2000:]
+                            env=_env_with_path(site), capture_output=True, text=True, timeout=300)
+    assert "my_task " in listed.stdout, listed.stderr[-2000:]
     # The generated test: train one epoch -> export -> reload the SavedModel.
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             str(tmp_path / "tests" / "test_my_task.py")], cwd=tmp_path,
-                            env=_env_with_path(tmp_path), capture_output=True, text=True, timeout=600)
+                             str(project / "tests" / "test_my_task.py")], cwd=tmp_path,
+                            env=_env_with_path(site), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout[-3000:]
     with pytest.raises(ConfigError, match="Not overwriting"):
+        new_app("my_task", project)
+
+
+def test_scaffold_declares_the_app_once_and_only_in_a_project(tmp_path):
+    with pytest.raises(ConfigError, match="No setup.cfg"):
         new_app("my_task", tmp_path)
-
-
-def test_scaffold_rejects_bad_names(tmp_path):
-    with pytest.raises(ConfigError, match="identifier"):
-        new_app("My-Task", tmp_path)
+    assert not (tmp_path / "apps").exists()  # nothing written
+    shutil.copy(REPO / "setup.cfg", tmp_path / "setup.cfg")
+    with pytest.raises(ConfigError, match="already declares an app 'tabular_regression'"):
+        new_app("tabular_regression", tmp_path)
+    assert not (tmp_path / "apps").exists()
 
 
 def test_entry_point_app_from_an_installed_package(tmp_path):
@@ -67,7 +83,7 @@ def test_missing_hook_is_named():
     class Incomplete(App):
         name = "incomplete"
 
-        def build_data(self, split, input_context=None):
+        def build_data(self, split):
             return None
 
     with pytest.raises(TypeError, match=r"build_model\(\), compile_args\(\)"):
@@ -101,7 +117,7 @@ def test_tabular_regression_errors_name_the_fix(tmp_path):
     with pytest.raises(ConfigError, match="a, b, c, price"):
         train(load_config("tabular_regression", None,
                           [f"data.path={tmp_path / 't.csv'}", "data.target=cost"]))
-    from apps.base import DataNotFoundError
+    from training.errors import DataNotFoundError
     with pytest.raises(DataNotFoundError, match="data.path"):
         train(load_config("tabular_regression", None, ["data.path=/nonexistent.csv"]))
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from apps.base import DataNotFoundError
-from training.callbacks import TrainingDiverged
+from training.errors import DataNotFoundError, TrainingDiverged
 from training.export import versions
 from training.run import train
 
@@ -89,7 +88,7 @@ def test_tfds_datasets_by_name(smoke_config, tmp_path, name, shape):
 
 
 def test_missing_data_names_both_fixes(smoke_config, tmp_path, monkeypatch):
-    monkeypatch.setattr("apps.image_data.IDX_DIRS", {})
+    monkeypatch.setattr("apps.image_classification.data.IDX_DIRS", {})
     monkeypatch.delenv("KAT_DATA_DIR", raising=False)
     config = smoke_config(f"data.dir={tmp_path / 'empty'}", "data.download=false")
     with pytest.raises(DataNotFoundError) as err:
@@ -123,8 +122,8 @@ def test_seed_zero_trains_with_a_fresh_order_each_epoch(smoke_config):
     import keras
     import tensorflow as tf
 
-    from apps.registry import get_app
     from training import input_pipeline
+    from training.registry import get_app
 
     config = smoke_config("seed=0", "data.validation_split=0")
     keras.utils.set_random_seed(0)  # as train() does; a global seed of 0 once broke the stream
@@ -148,3 +147,16 @@ def test_steps_per_execution_divides_the_epoch(smoke_config):
     # 446 = 2 x 223 steps: an execution of 16 would run into the next epoch's batches.
     assert compile_options(config, strategy, 446)["steps_per_execution"] == 2
     assert compile_options(config, strategy, 80)["steps_per_execution"] == 16
+
+
+def test_split_range_partitions_in_order_and_honours_the_limit():
+    from training.datasets import split_range
+
+    ranges = [split_range(s, 1000, 0.1, 0.2) for s in ("train", "validation", "test")]
+    assert ranges == [(0, 720), (720, 800), (800, 1000)]
+    # Fashion-MNIST's 60,000 training images: the last 10% validate, as before the helper.
+    assert split_range("validation", 60000, 0.1) == (54000, 60000)
+    assert split_range("validation", 60000, 0.1, limit=256) == (54000, 54256)
+    assert split_range("test", 10, test_split=1.0) == (0, 10)
+    with pytest.raises(ValueError, match="train, validation, test"):
+        split_range("dev", 10)

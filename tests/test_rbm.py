@@ -8,10 +8,14 @@ import pytest
 import tensorflow as tf
 from keras.src import testing
 
-from apps.rbm_training import fit_rbm
+from apps.unsupervised_pretraining.rbm_training import fit_rbm
 from layers import RBM
-from layers.rbm_likelihood import (ais_log_partition, exact_log_partition, log_likelihood,
-                                   pseudo_log_likelihood)
+from layers.rbm_likelihood import (
+    ais_log_partition,
+    exact_log_partition,
+    log_likelihood,
+    pseudo_log_likelihood,
+)
 
 
 def random_rbm(n_visible, n_hidden, visible="bernoulli", scale=1.0, seed=0, **kwargs):

@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.registry import get_app
-from training.rest_api import BadRequest, to_array
-from training.run import export_model, load_config
-from training.serve import make_server_from_flags
-from training.serve import add_flags
-from training.serving_repository import parse_model_config_file
+from serving.flags import add_flags
+from serving.json_tensors import BadRequest, to_array
+from serving.layout import parse_model_config_file
+from serving.server import make_server_from_flags
+from training.config import load_config
+from training.registry import get_app
+from training.run import export_model
 
 GOLDEN = Path(__file__).parent / "golden"
 IMAGES = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
@@ -143,7 +144,7 @@ def test_survives_200_concurrent_requests_and_garbage(served):
 
 
 def test_grpc_gives_the_rest_answer(served, tmp_path):
-    from training.client import grpc_predict, rest_predict
+    from serving.client import grpc_predict, rest_predict
 
     paths = []
     for i, image in enumerate(IMAGES):
@@ -228,8 +229,9 @@ def test_serve_and_predict_commands_end_to_end(served, tmp_path):
 
 
 def test_failed_export_leaves_nothing_behind(tmp_path):
-    from apps.base import ServingSignature
-    from training.export import export_saved_model, versions
+    from serving.layout import versions
+    from training.app import ServingSignature
+    from training.export import export_saved_model
 
     model = keras.Sequential([keras.Input((2,), name="x"), keras.layers.Dense(1)])
 

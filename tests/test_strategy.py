@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from training.config import ConfigError
+from training.errors import ConfigError
 from training.strategy import make_strategy
 
 

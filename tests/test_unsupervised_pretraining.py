@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.rbm_training import MomentumSchedule, RBMTrainer
-from apps.unsupervised_pretraining import UnsupervisedPretraining, fit_rbm
+from apps.unsupervised_pretraining.app import UnsupervisedPretraining
+from apps.unsupervised_pretraining.rbm_training import MomentumSchedule, RBMTrainer, fit_rbm
 from layers import RBM
-from training.config import ConfigError
-from training.run import load_config, train
+from training.config import load_config
+from training.errors import ConfigError
+from training.run import train
 
 TINY = ["model.hidden=24,12", "pretrain.epochs=1", "epochs=1", "data.limit=256",
         "batch_size=32", "runtime.verbose=0", "callbacks.tensorboard=false",

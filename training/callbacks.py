@@ -11,14 +11,6 @@ import time
 import keras
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
-class Preempted(RuntimeError):
-    """Training stopped on SIGTERM; the backup is kept for resuming."""
-
-
 class Throughput(keras.callbacks.Callback):
     """Adds `epoch_seconds` and `examples_per_sec` to each epoch's logs.
 

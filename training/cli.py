@@ -1,54 +1,100 @@
-"""`python -m training train|evaluate|export|list`: the command line of the pipeline."""
+"""The command line, `python -m training` or `kat`: train, evaluate, export, generate, list,
+serve, predict, new-app.
+
+Nothing is imported here that loads TensorFlow: `--help` and `list` answer at once, and each
+command imports what it runs. `train --app NAME --help` lists that app's config keys, their
+defaults and choices, from its config classes.
+"""
 
 import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
-from apps.base import DataNotFoundError
-from apps.registry import UnknownAppError, available_apps
-from training import config as config_lib
-from training.callbacks import Preempted, TrainingDiverged
-from training.export import ExportError
+# TensorFlow's C++ start-up chatter, unless the user asked for it; set before TF loads.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Errors a user causes and can fix: print the message alone, no traceback.
-# Anything else is a bug and keeps its traceback.
-USER_ERRORS = (config_lib.ConfigError, DataNotFoundError, TrainingDiverged, ExportError,
-               UnknownAppError, FileNotFoundError)
+from serving.flags import add_flags as add_serving_flags  # noqa: E402
+from training import config as config_lib  # noqa: E402
+from training import registry  # noqa: E402
+from training.errors import USER_ERRORS, CommandError, ConfigError, Preempted  # noqa: E402
+
+PROG = "kat" if Path(sys.argv[0]).name == "kat" else "python -m training"
+KEYS_HINT = (f"Each app's config keys, with its defaults and choices:\n  {PROG} train --app NAME --help\n"
+             f"The resolved config of a run, without running it:\n"
+             f"  {PROG} train --config FILE [--set KEY=VALUE ...] --print-config")
 
 
-def _apps_epilog():
-    lines = ["apps:"]
-    for name, cls in available_apps().items():
-        lines.append(f"  {name:24s} {cls.description}")
-    lines.append("")
-    lines.append("config keys (--set key=value; defaults of the first app shown, each app sets its own):")
-    first = next(iter(available_apps().values()))
-    lines += ["  " + line for line in config_lib.describe(first.config_class)]
+def apps_text(indent=""):
+    """The installed apps, a line each: name and description."""
+    names = registry.app_names()
+    if not names:
+        return f"{indent}none installed: run `make setup` (or `pip install -e .`)"
+    return "\n".join(f"{indent}{name:26s}{registry.describe(name)}" for name in names)
+
+
+def keys_text(config, defaults=True):
+    """One line per config key of `config`: `key = default` (or the key alone), help, choices."""
+    rows = config_lib.describe(config)
+    left = [f"{key} = {value!r}" if defaults else key for key, value, _, _ in rows]
+    width = min(max(map(len, left)), 44)
+    lines = []
+    for text, (_, _, help_text, choices) in zip(left, rows):
+        note = help_text + (f" [{' | '.join(map(str, choices))}]" if choices else "")
+        if len(text) > width:  # a long default gets a line of its own
+            lines += [f"  {text}", f"  {'':{width}s}  {note}"]
+        else:
+            lines.append(f"  {text:{width}s}  {note}".rstrip())
     return "\n".join(lines)
+
+
+def train_help(train_parser, args):
+    """`train --help`: the options, then the keys of the app named by --app or --config (with
+    its defaults), or else the keys every app shares."""
+    parts = [train_parser.format_help().rstrip()]
+    name = args.app
+    if name is None and args.config:
+        values = config_lib.read_yaml(args.config)
+        name = values.get("app") if isinstance(values, dict) else None
+    if name:
+        parts.append(f"config keys of {name} (--set KEY=VALUE), with its defaults:\n"
+                     + keys_text(registry.get_app(name).config_class()))
+    else:
+        parts.append("config keys every app has (--set KEY=VALUE); each app sets its own defaults "
+                     f"and adds keys:\n  {PROG} train --app NAME --help\n"
+                     + keys_text(config_lib.Config(), defaults=False))
+        parts.append("apps:\n" + apps_text("  "))
+    return "\n\n".join(parts)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m training",
-        description="Train, evaluate and export Keras application templates.",
-        epilog=_apps_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+        prog=PROG, description="Train, evaluate and export Keras application templates.",
+        epilog="apps:\n" + apps_text("  ") + "\n\n" + KEYS_HINT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train, evaluate and export an app",
-                           epilog=_apps_epilog(),
+    # add_help=False: --help is answered after parsing, once --app or --config is known.
+    train = sub.add_parser("train", help="train, evaluate and export an app", add_help=False,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.set_defaults(train_parser=train)
+    train.add_argument("-h", "--help", action="store_true",
+                       help="show this help; with --app or --config, that app's keys and defaults")
     train.add_argument("--app", help="app name (see `list`); optional when --config names one")
     train.add_argument("--config", help="YAML file of config keys (see configs/)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one config key, e.g. --set epochs=3 --set model.arch=mobilenet_small")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resolved config (defaults < --config < --set) as YAML and exit")
     train.add_argument("--workers", metavar="HOST:PORT,HOST:PORT",
                        help="multi-worker training: every worker's address, same list on each")
     train.add_argument("--task-index", type=int, default=0,
                        help="this worker's position in --workers (0 is the chief)")
 
     evaluate = sub.add_parser("evaluate", help="test metrics of a finished run")
-    evaluate.add_argument("--run", required=True, help="run directory, e.g. runs/image_classification/<stamp>")
+    evaluate.add_argument("--run", required=True,
+                          help="run directory, e.g. runs/image_classification/<stamp>")
     evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a data key, e.g. --set data.limit=1000")
 
@@ -66,13 +112,11 @@ def build_parser():
                           help="< 1 sharper, > 1 more random, 0 always the likeliest character")
     generate.add_argument("--seed", type=int, help="seed for reproducible samples")
 
-    sub.add_parser("list", help="list the available apps")
+    sub.add_parser("list", help="list the installed apps")
 
     serve = sub.add_parser(
-        "serve", help="local stand-in for TF Serving's REST API (same flags as tensorflow_model_server)")
-    from training.serve import add_flags
-
-    add_flags(serve)
+        "serve", help="local stand-in for TF Serving (same flags as tensorflow_model_server)")
+    add_serving_flags(serve)
 
     predict = sub.add_parser("predict", help="ask a served model about image files, .npy files or texts")
     predict.add_argument("items", nargs="+", help="image paths (.png/.jpg), .npy arrays, or texts")
@@ -81,26 +125,43 @@ def build_parser():
     predict.add_argument("--grpc", metavar="HOST:PORT", help="use gRPC (PredictionService) instead of REST")
     predict.add_argument("--version", type=int, help="a specific model version")
 
-    new_app = sub.add_parser("new-app", help="scaffold apps/NAME.py, configs/NAME.yaml, tests/test_NAME.py")
+    new_app = sub.add_parser("new-app", help="scaffold apps/NAME.py, configs/NAME.yaml, "
+                             "tests/test_NAME.py and its entry point in setup.cfg")
     new_app.add_argument("name", help="app name, a lowercase identifier such as my_task")
     new_app.add_argument("--root", default=".", help="project root to write into (default: .)")
     return parser
 
 
-def run(args):
-    from training import run as pipeline  # imports TensorFlow: only when needed
+def _serving_module(name):
+    """serving.`name`, or a CommandError naming the extra to install."""
+    import importlib
 
+    try:
+        return importlib.import_module(f"serving.{name}")
+    except ImportError as e:
+        raise CommandError(f"This command needs the serving extra ({e}): run "
+                           "`pip install -e .[serving]` (make serve installs it)") from None
+
+
+def run(args):
     if args.command == "list":
-        for name, cls in available_apps().items():
-            print(f"{name:24s} {cls.description}")
+        print(apps_text())
     elif args.command == "train":
         overrides = list(args.set)
+        if args.help:
+            print(train_help(args.train_parser, args))
+            return 0
         if args.workers:
             from training.strategy import worker_tf_config
 
             os.environ["TF_CONFIG"] = worker_tf_config(args.workers, args.task_index)
             overrides.append("strategy=multi_worker")
-        config = pipeline.load_config(args.app, args.config, overrides)
+        config = config_lib.load_config(args.app, args.config, overrides)
+        if args.print_config:
+            print(config_lib.to_yaml(config), end="")
+            return 0
+        from training import run as pipeline  # imports TensorFlow
+
         metrics = pipeline.train(config)
         test = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
         print(f"\nTest: {test}")
@@ -108,44 +169,50 @@ def run(args):
         if "export" in metrics:
             print(f"Exported SavedModel: {metrics['export']}")
     elif args.command == "evaluate":
+        from training import run as pipeline
+
         print(json.dumps(pipeline.evaluate(args.run, args.set), indent=2))
     elif args.command == "export":
+        from training import run as pipeline
+
         print(pipeline.export_run(args.run, args.name, args.export_dir))
     elif args.command == "generate":
+        from training import run as pipeline
+
         _, app, model = pipeline.load_run(args.run)
         if not hasattr(app, "generate"):
-            raise config_lib.ConfigError(f"App {app.name} does not generate text; train "
+            raise ConfigError(f"App {app.name} does not generate text; train "
                                          "sequence_modeling with --set task=language_model")
         print(app.generate(model, args.prompt, args.length, args.temperature, args.seed))
     elif args.command == "serve":
-        from training.serve import serve
-
-        return serve(args)
+        return _serving_module("server").serve(args)
     elif args.command == "predict":
-        from training import client
-
-        if args.grpc:
-            result = client.grpc_predict(args.grpc, args.model, args.items, args.version)
-        else:
-            result = client.rest_predict(args.url, args.model, args.items, args.version)
+        client = _serving_module("client")
+        try:
+            if args.grpc:
+                result = client.grpc_predict(args.grpc, args.model, args.items, args.version)
+            else:
+                result = client.rest_predict(args.url, args.model, args.items, args.version)
+        except client.ClientError as e:  # serving does not know training's errors
+            raise CommandError(str(e)) from None
         print(json.dumps(result, indent=2))
     elif args.command == "new-app":
         from training.scaffold import new_app
 
         for path in new_app(args.name, args.root):
             print(f"wrote {path}")
-        print(f"next: python -m pytest tests/test_{args.name}.py, then replace build_data/build_model")
+        print(f"next: make test ARGS=tests/test_{args.name}.py (it reinstalls the project, which "
+              f"registers the app's entry point), then replace build_data/build_model")
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    from training.client import ClientError
-
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return run(args) or 0
     except Preempted as e:
         print(f"preempted: {e}", file=sys.stderr)
         return 128 + 15  # the conventional status of a SIGTERM
-    except USER_ERRORS + (ClientError,) as e:
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,102 +1,126 @@
 """Run configuration: dataclasses with defaults, optional YAML, `--set key=value`.
 
 Every app has a config dataclass that subclasses `Config` and sets its own
-defaults (data set, model options). Keys are strict: an unknown key is an
-error that lists the valid ones, and values are coerced to the field's type.
+defaults (data set, model options). Each key is declared once: its type (a
+`Literal[...]` names the choices) and `option(default, help)`. That one
+declaration drives coercion, validation (an unknown key or choice is an error
+that lists the valid ones) and `train --app NAME --help`, so they cannot drift.
+
+Written by hand rather than with pydantic or jsonargparse: strict nested keys,
+YAML and `--set` strings, choices and one help line per key take about a
+hundred lines here, while either library would add a dependency and its own
+error format for the same interface.
 """
 
+import copy
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 
+from training.errors import ConfigError
+from training.registry import get_app
 
-class ConfigError(ValueError):
-    """A config file, key or value the user can fix."""
+
+def option(default, help=""):
+    """A config key: its default and one line of help (mutable defaults are copied per instance)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+Strategy = Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"]
+OptimizerName = Literal["auto", "adam", "adamw", "sgd", "rmsprop"]
+Schedule = Literal["cosine", "constant"]
 
 
 @dataclass
 class DataConfig:
     """Where examples come from and how many."""
 
-    name: str = ""  # data set name (TFDS name, or one the app reads offline)
-    dir: Optional[str] = None  # local data directory; the app says what it holds
-    limit: Optional[int] = None  # cap on examples per split, for smoke runs
-    validation_split: float = 0.1  # fraction of train held out for validation
-    shuffle_buffer: int = 60000
-    cache: bool = True  # cache decoded examples in memory after the first epoch
-    download: bool = True  # let TFDS download when the data is not prepared
+    name: str = option("", "data set: a TFDS name, or one the app reads offline")
+    dir: Optional[str] = option(None, "local data directory; the app says what it holds")
+    limit: Optional[int] = option(None, "cap on examples per split, for smoke runs")
+    validation_split: float = option(0.1, "fraction of the training data held out for validation")
+    shuffle_buffer: int = option(60000, "examples in the training shuffle buffer")
+    cache: bool = option(True, "cache decoded examples in memory after the first epoch")
+    download: bool = option(True, "let TFDS download a data set that is not prepared")
 
 
 @dataclass
 class ModelConfig:
-    """Model options; each app subclasses this with its own fields."""
-
-    arch: str = ""
+    """Model options; each app subclasses this with its own keys."""
 
 
 @dataclass
 class OptimizerConfig:
     """Optimizer and learning-rate schedule."""
 
-    name: str = "auto"  # auto (the app's default) | adam | adamw | sgd | rmsprop
-    learning_rate: float = 1e-3
-    schedule: str = "cosine"  # cosine | constant
-    warmup_epochs: float = 0.0
-    weight_decay: float = 0.0  # decoupled weight decay (adamw, sgd)
-    momentum: float = 0.9  # sgd / rmsprop
-    clipnorm: Optional[float] = None
+    name: OptimizerName = option("auto", "optimizer; auto is the app's choice")
+    learning_rate: float = option(1e-3, "peak learning rate")
+    schedule: Schedule = option("cosine", "cosine decay to 0 over the run, or constant")
+    warmup_epochs: float = option(0.0, "linear warm-up before the cosine decay, in epochs")
+    weight_decay: float = option(0.0, "decoupled weight decay (adamw, sgd)")
+    momentum: float = option(0.9, "momentum (sgd, rmsprop)")
+    clipnorm: Optional[float] = option(None, "clip each gradient to this norm")
 
 
 @dataclass
 class CallbacksConfig:
     """What is saved and watched during fit."""
 
-    early_stopping_patience: int = 0  # epochs without improvement; 0 = off
-    save_freq: str = "epoch"  # BackupAndRestore: "epoch" or a step count
-    tensorboard: bool = True
-    restore_best: bool = True  # evaluate the best validation checkpoint
-    test_each_epoch: bool = False  # test metrics + wall time per epoch in history.csv
+    early_stopping_patience: int = option(0, "stop after this many epochs without improvement; 0 = off")
+    save_freq: str = option("epoch", "backup for resuming: every 'epoch', or every N steps")
+    tensorboard: bool = option(True, "write TensorBoard logs")
+    restore_best: bool = option(True, "evaluate and export the best validation checkpoint")
+    test_each_epoch: bool = option(False, "test metrics and wall time per epoch in history.csv")
 
 
 @dataclass
 class RuntimeConfig:
     """How the computation runs."""
 
-    mixed_precision: bool = False
-    jit_compile: bool = False
-    steps_per_execution: int = 16
-    logical_cpus: int = 0  # split the CPU into N logical devices (mirrored tests)
-    verbose: int = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line per epoch
+    mixed_precision: bool = option(False, "bfloat16 on CPU/TPU, float16 on GPU")
+    jit_compile: bool = option(False, "compile the train step with XLA")
+    steps_per_execution: int = option(16, "train steps per call into the graph")
+    logical_cpus: int = option(0, "split the CPU into N logical devices (mirrored on CPU)")
+    verbose: int = option(1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch")
 
 
 @dataclass
 class ExportConfig:
     """SavedModel export in TF Serving's layout `<dir>/<name>/<version>/`."""
 
-    enabled: bool = True
-    dir: str = "export"
-    name: str = ""  # defaults to the app name
+    enabled: bool = option(True, "export after training")
+    dir: str = option("export", "export root (TF Serving's model base path)")
+    name: str = option("", "model name under the export root; default: the app name")
 
 
 @dataclass
 class Config:
     """Everything one run needs. Apps subclass it to set their defaults."""
 
-    app: str = ""
-    epochs: int = 10
-    batch_size: int = 128  # per replica; global batch = batch_size x replicas
-    strategy: str = "auto"  # auto | one_device | mirrored | multi_worker | tpu
-    run_dir: str = ""  # default runs/<app>/<timestamp>
-    seed: int = 42
+    app: str = option("", "app name (from --app or the config file)")
+    epochs: int = option(10, "passes over the training split")
+    batch_size: int = option(128, "per replica; the global batch is batch_size x replicas")
+    strategy: Strategy = option("auto", "tf.distribute strategy; auto: TPU, else all GPUs, else one device")
+    run_dir: str = option("", "where the run's files go; default runs/<app>/<timestamp>")
+    seed: int = option(42, "seed of weights, shuffling and augmentation")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+
+
+def choices(tp):
+    """The values a `Literal[...]` annotation allows (inside Optional too), else None."""
+    if typing.get_origin(tp) is typing.Union:
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    return typing.get_args(tp) if typing.get_origin(tp) is Literal else None
 
 
 def _type_name(tp):
@@ -111,6 +135,12 @@ def _coerce(value, tp, key):
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
         return _coerce(value, args[0], key)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value in allowed:
+            return value
+        raise ConfigError(f"Config key '{key}' must be one of: {', '.join(map(str, allowed))}; "
+                          f"got {value!r}")
     if tp is Any:
         return value
     if origin is list:  # e.g. List[int]: a YAML list, or "500,500,2000" from --set
@@ -146,10 +176,16 @@ def _coerce(value, tp, key):
     raise ConfigError(f"Config key '{key}' must be {_type_name(tp)}, got {value!r}")
 
 
-def from_dict(cls, values, prefix=""):
-    """Build dataclass `cls` from a nested dict; unknown keys are errors."""
+def from_dict(cls, values, prefix="", default=None):
+    """Build dataclass `cls` from a nested dict; unknown keys are errors.
+
+    Keys not in `values` keep their value in `default` (an instance of `cls`,
+    by default `cls()`), so an app's defaults for a section survive overrides
+    of some of its keys.
+    """
     if not isinstance(values, dict):
         raise ConfigError(f"Config section '{prefix or '<root>'}' must be a mapping, got {values!r}")
+    default = cls() if default is None else default
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
@@ -159,17 +195,13 @@ def from_dict(cls, values, prefix=""):
             f"Unknown config key '{prefix}{unknown[0]}'. Valid keys {where}: "
             + ", ".join(sorted(fields))
         )
-    kwargs = {}
+    kwargs = {name: getattr(default, name) for name in fields}
     for name, value in values.items():
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
-            kwargs[name] = from_dict(tp, value, f"{prefix}{name}.")
+            kwargs[name] = from_dict(tp, value, f"{prefix}{name}.", getattr(default, name))
         else:
             kwargs[name] = _coerce(value, tp, prefix + name)
-    default = cls()
-    for name in fields:
-        if name not in kwargs:
-            kwargs[name] = getattr(default, name)
     return cls(**kwargs)
 
 
@@ -197,35 +229,68 @@ def set_key(values, assignment):
     node[parts[-1]] = value
 
 
-def load(cls, path=None, overrides=()):
-    """Config of type `cls` from defaults, then YAML file `path`, then overrides."""
-    values = {}
-    if path:
-        try:
-            with open(path) as f:
-                values = yaml.safe_load(f) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"Config file not found: {path}") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"Config file {path} is not valid YAML: {e}") from None
+def read_yaml(path):
+    """The mapping in YAML file `path` ({} when empty), or a ConfigError naming the problem."""
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"Config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Config file {path} is not valid YAML: {e}") from None
+    return values if values is not None else {}
+
+
+def load(cls, values=None, overrides=()):
+    """Config of type `cls` from its defaults, then `values` (a YAML file's mapping), then
+    `overrides` (`key=value` strings, as --set gives them)."""
+    values = copy.deepcopy(values) if values is not None else {}
     for assignment in overrides:
         set_key(values, assignment)
     return from_dict(cls, values)
 
 
+def load_config(app_name, path=None, overrides=()):
+    """The resolved config of app `app_name` (its defaults < YAML file `path` < `overrides`);
+    without `app_name`, the app the file names."""
+    values = read_yaml(path) if path else {}
+    if app_name is None and isinstance(values, dict):
+        app_name = values.get("app")
+    if not app_name:
+        raise ConfigError("Name the app: --app NAME (see `python -m training list`)")
+    config = load(get_app(app_name).config_class, values, overrides)
+    config.app = app_name
+    return config
+
+
+def to_yaml(config):
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
 def save_yaml(config, path):
     with open(path, "w") as f:
-        yaml.safe_dump(to_dict(config), f, sort_keys=False)
+        f.write(to_yaml(config))
 
 
-def describe(cls, prefix=""):
-    """Lines `key = default` for every key of `cls`, for --help."""
-    lines = []
-    default = cls()
-    for f in dataclasses.fields(cls):
-        value = getattr(default, f.name)
+def key_help(cls, name):
+    """The help of key `name` of dataclass `cls`, inherited from a parent class that declares it
+    when `cls` only changes its default."""
+    for klass in cls.__mro__:
+        declared = vars(klass).get("__dataclass_fields__", {}).get(name)
+        if declared is not None and declared.metadata.get("help"):
+            return declared.metadata["help"]
+    return ""
+
+
+def describe(config, prefix=""):
+    """(key, value, help, choices or None) of every key of the config instance `config`,
+    sections flattened to dotted keys, in declaration order."""
+    rows = []
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
         if dataclasses.is_dataclass(value):
-            lines += describe(type(value), f"{prefix}{f.name}.")
+            rows += describe(value, f"{prefix}{f.name}.")
         else:
-            lines.append(f"{prefix}{f.name} = {value!r}")
-    return lines
+            rows.append((prefix + f.name, value, key_help(type(config), f.name), choices(hints[f.name])))
+    return rows

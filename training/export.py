@@ -2,7 +2,8 @@
 
 A version is written to a hidden temp dir inside `<name>/` and renamed into
 place, so TF Serving (which only loads all-digit directories) never sees a
-half-written model and an existing version is never overwritten.
+half-written model and an existing version is never overwritten. The layout
+itself (versions, models.config) is serving's: `serving/layout.py`.
 """
 
 import os
@@ -14,19 +15,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from serving.layout import versions, write_models_config
+from training.errors import ExportError
+
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-class ExportError(RuntimeError):
-    """The export could not be written; nothing was left half-written."""
-
-
-def versions(model_dir):
-    """Existing integer versions under `model_dir`, ascending."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def export_saved_model(model, signature, export_dir, name):
@@ -51,17 +43,3 @@ def export_saved_model(model, signature, export_dir, name):
         raise
     write_models_config(export_dir)
     return target
-
-
-def write_models_config(export_dir):
-    """Write `<export_dir>/models.config`, TF Serving's model_config_list for every model."""
-    export_dir = Path(export_dir).resolve()
-    names = sorted(p.name for p in export_dir.iterdir() if p.is_dir() and versions(p))
-    entries = "".join(
-        f"  config {{\n    name: '{n}'\n    base_path: '{export_dir / n}'\n"
-        f"    model_platform: 'tensorflow'\n  }}\n" for n in names)
-    path = export_dir / "models.config"
-    tmp = path.with_suffix(".config.tmp")
-    tmp.write_text(f"model_config_list {{\n{entries}}}\n")
-    os.replace(tmp, path)
-    return path

@@ -21,7 +21,7 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None):
     is derived from the epoch number, so a run resumed at epoch k sees the
     same batches as an uninterrupted one (fit it with steps_per_epoch).
     """
-    ds = app.build_data(split, None)
+    ds = app.build_data(split)
     if ds is None:
         return None, 0
     if not isinstance(ds, tf.data.Dataset):

@@ -1,18 +1,19 @@
 """Build the optimizer and its learning-rate schedule from `config.optimizer`."""
 
+import typing
+
 import keras
 
-from training.config import ConfigError
+from training.config import OptimizerName
+from training.errors import ConfigError
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+OPTIMIZERS = typing.get_args(OptimizerName)[1:]  # after "auto"
 
 
 def learning_rate(opt, total_steps, steps_per_epoch):
     """Constant, or cosine decay to 0 over the run with optional linear warm-up."""
     if opt.schedule == "constant":
         return opt.learning_rate
-    if opt.schedule != "cosine":
-        raise ConfigError(f"Unknown optimizer.schedule {opt.schedule!r}; choose cosine or constant")
     if not total_steps:
         raise ConfigError("optimizer.schedule=cosine needs a known number of steps per epoch; "
                           "the data set's size is unknown, so use --set optimizer.schedule=constant")

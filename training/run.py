@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import tempfile
 import time
 from datetime import datetime
@@ -12,32 +11,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.registry import get_app
-from training import config as config_lib
 from training import input_pipeline, plots
-from training.callbacks import (Preempted, TrainingDiverged, monitored, recover_backup,
-                                standard_callbacks)
+from training.callbacks import monitored, recover_backup, standard_callbacks
+from training.config import load_config, save_yaml
+from training.errors import ConfigError, Preempted, TrainingDiverged
 from training.export import export_saved_model
 from training.optimizers import build_optimizer
+from training.registry import get_app
 from training.strategy import make_strategy
 
 
-def load_config(app_name, path=None, overrides=()):
-    """The resolved config of app `app_name` (defaults < YAML file < overrides)."""
-    if app_name is None and path:
-        import yaml
-
-        with open(path) as f:
-            app_name = (yaml.safe_load(f) or {}).get("app")
-    if not app_name:
-        raise config_lib.ConfigError("Name the app: --app NAME (see `python -m training list`)")
-    app_cls = get_app(app_name)
-    config = config_lib.load(app_cls.config_class, path, overrides)
-    config.app = app_name
-    return config
-
-
-def _set_precision(config, strategy):
+def _set_precision(config):
     if config.runtime.mixed_precision:
         on_gpu = bool(tf.config.list_logical_devices("GPU"))
         keras.mixed_precision.set_global_policy("mixed_float16" if on_gpu else "mixed_bfloat16")
@@ -173,7 +157,7 @@ def train(config):
     """Train, evaluate and export one app as configured; returns metrics.json's content."""
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy, config.runtime.logical_cpus)
-    _set_precision(config, strategy)
+    _set_precision(config)
     app = get_app(config.app)(config)
     # tf.distribute names the chief (worker 0 without a "chief" task); the other
     # workers keep their files (backups too) out of the run dir.
@@ -183,14 +167,14 @@ def train(config):
     run_dir = _make_run_dir(config)
     recover_backup(run_dir / "backup")
     resuming = (run_dir / "backup").exists()
-    config_lib.save_yaml(config, run_dir / "config.yaml")
+    save_yaml(config, run_dir / "config.yaml")
 
     first_epoch = _resume_epoch(run_dir) if resuming else 0
     train_ds, examples = input_pipeline.make_dataset(app, "train", config, strategy, training=True,
                                                      epochs=(first_epoch, config.epochs))
     if train_ds is None:
-        raise config_lib.ConfigError("The training split is empty; raise data.limit or lower "
-                                     "data.validation_split")
+        raise ConfigError("The training split is empty; raise data.limit or lower "
+                          "data.validation_split")
     val_ds, _ = input_pipeline.make_dataset(app, "validation", config, strategy)
     test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
     steps = input_pipeline.batches_per_epoch(examples, config, strategy)

@@ -1,4 +1,5 @@
-"""`python -m training new-app NAME`: write a runnable App, its config and its test.
+"""`python -m training new-app NAME`: write a runnable App, its config and its test, and
+declare the app in setup.cfg's entry-point group, as the built-in apps are.
 
 The scaffold trains on generated data before any edit, so a new task starts
 from a green test; replace `build_data` and `build_model` with the real task.
@@ -8,7 +9,8 @@ import keyword
 import re
 from pathlib import Path
 
-from training.config import ConfigError
+from training.errors import ConfigError
+from training.registry import ENTRY_POINT_GROUP
 
 APP_TEMPLATE = '''"""{title}: TODO one line on what this task predicts from what."""
 
@@ -18,21 +20,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.base import App, ServingSignature
-from apps.registry import register_app
-from training.config import Config, DataConfig, ModelConfig
+from training.app import App, ServingSignature
+from training.config import Config, DataConfig, ModelConfig, option
+from training.datasets import split_range
 
 
 @dataclass
 class {cls}DataConfig(DataConfig):
-    name: str = "generated"  # TODO: your data set (a TFDS name, or read data.dir)
-    num_examples: int = 2000  # generated examples (train + validation + test)
+    name: str = option("generated", "TODO: your data set (a TFDS name, or read data.dir)")
+    num_examples: int = option(2000, "generated examples (train + validation + test)")
+    test_split: float = option(0.2, "fraction of the examples held out for the test")
 
 
 @dataclass
 class {cls}ModelConfig(ModelConfig):
-    arch: str = "mlp"
-    hidden_units: int = 32
+    hidden_units: int = option(32, "width of the hidden layer")
 
 
 @dataclass
@@ -44,7 +46,6 @@ class {cls}Config(Config):
     model: {cls}ModelConfig = field(default_factory={cls}ModelConfig)
 
 
-@register_app
 class {cls}(App):
     name = "{name}"
     description = "TODO: one line for `python -m training list`."
@@ -53,29 +54,23 @@ class {cls}(App):
     NUM_FEATURES = 8
     CLASS_NAMES = ["negative", "positive"]
 
-    def build_data(self, split, input_context=None):
-        """Unbatched (features, label) examples of `split`, or None; see apps/base.py.
+    def build_data(self, split):
+        """Unbatched (features, label) examples of `split`, or None; see training/app.py.
 
         Generated stand-in: labels are a fixed linear rule of the features, so
         the model can learn it. Replace with your data; honour data.limit.
         """
-        n = self.config.data.num_examples
+        d = self.config.data
         rng = np.random.default_rng(self.config.seed)
-        x = rng.normal(size=(n, self.NUM_FEATURES)).astype("float32")
+        x = rng.normal(size=(d.num_examples, self.NUM_FEATURES)).astype("float32")
         y = (x @ rng.normal(size=self.NUM_FEATURES) > 0).astype("int64")
-        n_val = int(n * self.config.data.validation_split)
-        n_test = n // 5
-        bounds = {{"test": (0, n_test), "validation": (n_test, n_test + n_val),
-                   "train": (n_test + n_val, n)}}
-        start, stop = bounds[split]
-        if self.config.data.limit is not None:
-            stop = min(stop, start + self.config.data.limit)
+        start, stop = split_range(split, len(x), d.validation_split, d.test_split, d.limit)
         if stop <= start:
             return None
         return tf.data.Dataset.from_tensor_slices((x[start:stop], y[start:stop]))
 
     def pretrain(self, run_dir, compile_options):
-        """Optional unsupervised stage before build_model (see apps/unsupervised_pretraining.py)."""
+        """Optional unsupervised stage before build_model (see apps/unsupervised_pretraining/app.py)."""
 
     def build_model(self):
         """An uncompiled keras.Model with named inputs; called inside strategy.scope()."""
@@ -127,7 +122,8 @@ TEST_TEMPLATE = '''"""{title}: the scaffold trains, exports and reloads before a
 import numpy as np
 import tensorflow as tf
 
-from training.run import load_config, train
+from training.config import load_config
+from training.run import train
 
 
 def test_{name}_trains_exports_and_reloads(tmp_path):
@@ -146,8 +142,27 @@ def _class_name(name):
     return "".join(part.capitalize() for part in name.split("_")) + "App"
 
 
+def _entry_point(setup_cfg, name):
+    """setup.cfg's lines with app `name` added to the entry-point group, or a ConfigError."""
+    if not setup_cfg.is_file():
+        raise ConfigError(f"No setup.cfg in {setup_cfg.parent}: apps are declared there, in the "
+                          f"entry-point group {ENTRY_POINT_GROUP}; run new-app in the project root")
+    lines = setup_cfg.read_text().splitlines(keepends=True)
+    group = [i for i, line in enumerate(lines) if line.strip() == f"{ENTRY_POINT_GROUP} ="]
+    if not group:
+        raise ConfigError(f"{setup_cfg} has no `{ENTRY_POINT_GROUP} =` group under "
+                          "[options.entry_points]; add it, then run new-app again")
+    end = group[0] + 1
+    while end < len(lines) and lines[end][:1].isspace() and lines[end].strip():
+        if lines[end].split("=")[0].strip() == name:
+            raise ConfigError(f"{setup_cfg} already declares an app {name!r}")
+        end += 1
+    return lines[:end] + [f"    {name} = apps.{name}:{_class_name(name)}\n"] + lines[end:]
+
+
 def new_app(name, root="."):
-    """Write apps/NAME.py, configs/NAME.yaml and tests/test_NAME.py under `root`."""
+    """Write apps/NAME.py, configs/NAME.yaml and tests/test_NAME.py under `root` and declare
+    the app in `root`/setup.cfg. Nothing is written if any of it would overwrite a file."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
         raise ConfigError(f"App name {name!r} must be a lowercase Python identifier, e.g. my_task")
     root = Path(root)
@@ -159,8 +174,10 @@ def new_app(name, root="."):
     existing = [str(p) for p in files if p.exists()]
     if existing:
         raise ConfigError(f"Not overwriting existing files: {', '.join(existing)}")
+    setup_lines = _entry_point(root / "setup.cfg", name)
     title = name.replace("_", " ").capitalize()
     for path, template in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(template.format(name=name, cls=_class_name(name), title=title))
-    return list(files)
+    (root / "setup.cfg").write_text("".join(setup_lines))
+    return list(files) + [root / "setup.cfg"]

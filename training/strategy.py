@@ -2,12 +2,14 @@
 
 import json
 import os
+import typing
 
 import tensorflow as tf
 
-from training.config import ConfigError
+from training.config import Strategy
+from training.errors import ConfigError
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+STRATEGIES = typing.get_args(Strategy)
 
 
 def split_cpu(logical_cpus):

@@ -1,10 +1,10 @@
-"""`python -m training serve`: a local stand-in for tensorflow_model_server (REST and gRPC).
+"""A local stand-in for tensorflow_model_server (REST and gRPC): `python -m training serve`.
 
 It takes tensorflow_model_server's own flags, so the same command line works
 with either, and speaks its REST API and gRPC PredictionService (Predict,
 GetModelMetadata) for the models we export. It is for machines without TF
 Serving (no pip package ships the server binary); use TF Serving itself in
-production.
+production. Its flags are declared in flags.py.
 """
 
 import logging
@@ -12,23 +12,9 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from training.rest_api import RestApp
-from training.serving_repository import ModelRepository, parse_model_config_file
-
-
-def add_flags(parser):
-    """tensorflow_model_server's flags that apply to a REST-only stand-in, plus --host."""
-    parser.add_argument("--model_name", default="default", help="name of a single model")
-    parser.add_argument("--model_base_path", help="directory holding <int version>/ SavedModels")
-    parser.add_argument("--model_config_file", help="model_config_list text proto (many models)")
-    parser.add_argument("--rest_api_port", type=int, default=8501, help="REST port (0: any free)")
-    parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free, -1: off)")
-    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                        help="how often to look for new versions")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default loopback only; 0.0.0.0 exposes it)")
-    parser.add_argument("--max_body_bytes", type=int, default=16 * 1024 * 1024,
-                        help="largest accepted request body")
+from serving.layout import parse_model_config_file
+from serving.repository import ModelRepository
+from serving.rest_api import RestApp
 
 
 def models_from_flags(args):
@@ -48,7 +34,7 @@ def make_server_from_flags(args):
                          threaded=True)
     grpc_server = None
     if args.port >= 0:
-        from training.serving_grpc import make_grpc_server
+        from serving.grpc_api import make_grpc_server
 
         grpc_server, args.port = make_grpc_server(repository, args.host, args.port)
     return server, grpc_server, repository

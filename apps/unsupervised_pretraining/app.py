@@ -12,66 +12,63 @@ is also trained from a random initialisation on the same labels.
 
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 import keras
 import tensorflow as tf
 
-from apps import rbm_plots
-from apps.image_classification import ImageClassification, ImageDataConfig
-from apps.rbm_training import fit_rbm
-from apps.registry import register_app
-from training.config import Config, ConfigError, ModelConfig, OptimizerConfig
-
-__all__ = ["fit_rbm", "UnsupervisedPretraining"]
+from apps.image_classification.app import ImageClassification, ImageDataConfig
+from apps.unsupervised_pretraining import plots
+from apps.unsupervised_pretraining.rbm_training import fit_rbm
+from training.config import Config, ModelConfig, OptimizerConfig, option
+from training.errors import ConfigError
 
 FEATURE_BATCH = 1024  # batch for computing a layer's features once, before caching
 
 
 @dataclass
 class DBNModelConfig(ModelConfig):
-    arch: str = "dbn"
-    hidden: List[int] = field(default_factory=lambda: [500, 500, 2000])
-    visible: str = "bernoulli"  # first RBM: bernoulli (pixels in [0, 1]) | gaussian (standardised)
-    pretrained: bool = True  # false: the same net from a random initialisation
-    dropout: float = 0.0  # after each hidden layer, while fine-tuning
+    hidden: List[int] = option([500, 500, 2000], "hidden units of each RBM, bottom to top")
+    visible: Literal["bernoulli", "gaussian"] = option(
+        "bernoulli", "first RBM's visible units: pixels in [0, 1], or standardised")
+    pretrained: bool = option(True, "false: the same net from a random initialisation")
+    dropout: float = option(0.0, "after each hidden layer, while fine-tuning")
 
 
 @dataclass
 class PretrainConfig:
-    """How each RBM of the stack is trained (see apps.rbm_training.fit_rbm)."""
+    """How each RBM of the stack is trained (see rbm_training.fit_rbm)."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 0.05
-    gaussian_learning_rate: float = 0.001  # first RBM with gaussian visible units
-    cd_k: int = 1
-    persistent: bool = False  # CD-k; PCD wants momentum <= 0.5 (see fit_rbm)
-    weight_decay: float = 2e-4
-    momentum: float = 0.5
-    final_momentum: float = 0.9
-    momentum_switch_epoch: int = 5
-    sparsity_target: Optional[float] = None
-    sparsity_cost: float = 0.0
+    epochs: int = option(10, "epochs per RBM")
+    batch_size: int = option(64, "per replica")
+    learning_rate: float = option(0.05, "SGD step (bernoulli visible units)")
+    gaussian_learning_rate: float = option(0.001, "SGD step of a first RBM with gaussian visible units")
+    cd_k: int = option(1, "Gibbs steps of contrastive divergence")
+    persistent: bool = option(False, "persistent CD; it wants momentum <= 0.5 (see fit_rbm)")
+    weight_decay: float = option(2e-4, "L2 cost on the weights only")
+    momentum: float = option(0.5, "SGD momentum of the first epochs")
+    final_momentum: float = option(0.9, "SGD momentum from momentum_switch_epoch on")
+    momentum_switch_epoch: int = option(5, "epoch at which the momentum switches")
+    sparsity_target: Optional[float] = option(None, "target mean activation of each hidden unit")
+    sparsity_cost: float = option(0.0, "weight of the sparsity term")
 
 
 @dataclass
 class DBNDataConfig(ImageDataConfig):
-    labeled: Optional[int] = None  # fine-tune on this many labelled train examples (semi-supervised)
+    labeled: Optional[int] = option(None, "fine-tune on this many labelled train examples (semi-supervised)")
 
 
 @dataclass
 class DBNConfig(Config):
     app: str = "unsupervised_pretraining"
-    epochs: int = 20  # fine-tuning epochs
+    epochs: int = option(20, "fine-tuning epochs (pretrain.epochs is per RBM)")
     data: DBNDataConfig = field(default_factory=DBNDataConfig)
     model: DBNModelConfig = field(default_factory=DBNModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(learning_rate=1e-3))
-    compare_random_init: bool = False  # also train the net from random weights, same labels
+    compare_random_init: bool = option(False, "also train the net from random weights on the same labels")
 
 
-@register_app
 class UnsupervisedPretraining(ImageClassification):
     name = "unsupervised_pretraining"
     description = "Deep Belief Network: greedy layer-wise RBM pretraining, then fine-tuning."
@@ -82,16 +79,14 @@ class UnsupervisedPretraining(ImageClassification):
         m = config.model
         if not m.hidden or min(m.hidden) < 1:
             raise ConfigError(f"model.hidden must list positive layer sizes, got {m.hidden}")
-        if m.visible not in ("bernoulli", "gaussian"):
-            raise ConfigError(f"model.visible must be bernoulli or gaussian, got {m.visible!r}")
         if config.data.labeled is not None and config.data.labeled < 1:
             raise ConfigError(f"data.labeled must be a positive count, got {config.data.labeled}")
         self.rbms = []
         self.normalizer = None
 
     # -- data -----------------------------------------------------------------
-    def build_data(self, split, input_context=None):
-        ds = super().build_data(split, input_context)
+    def build_data(self, split):
+        ds = super().build_data(split)
         labeled = self.config.data.labeled
         if split == "train" and labeled is not None and ds is not None:
             # A fixed random subset per seed: reshuffle_each_iteration=False.
@@ -144,7 +139,7 @@ class UnsupervisedPretraining(ImageClassification):
             self.rbms.append(rbm)
             train, val = (self._features(d, rbm) if d is not None else None for d in (train, val))
         if histories:
-            rbm_plots.pretraining_curves(histories, os.path.join(run_dir, "pretraining_curves.png"))
+            plots.pretraining_curves(histories, os.path.join(run_dir, "pretraining_curves.png"))
         self._plot_first_layer(run_dir)
 
     def _shuffled(self, batched):
@@ -158,13 +153,13 @@ class UnsupervisedPretraining(ImageClassification):
     def _plot_first_layer(self, run_dir):
         shape = self.info.shape[:2] if self.info.shape[-1] == 1 else self.info.shape
         rbm = self.rbms[0]
-        rbm_plots.filters_grid(rbm.kernel, shape, os.path.join(run_dir, "rbm_filters.png"))
+        plots.filters_grid(rbm.kernel, shape, os.path.join(run_dir, "rbm_filters.png"))
         images = next(iter(self._pixels("train").unbatch().batch(10)))
         visible = self.normalizer(images) if self.normalizer is not None else images
         rebuilt = rbm.reconstruct(visible)
         if self.normalizer is not None:  # back to pixel scale for display
             rebuilt = rebuilt * tf.sqrt(self.normalizer.variance) + self.normalizer.mean
-        rbm_plots.reconstructions(images, rebuilt, shape, os.path.join(run_dir, "rbm_reconstructions.png"))
+        plots.reconstructions(images, rebuilt, shape, os.path.join(run_dir, "rbm_reconstructions.png"))
 
     # -- the fine-tuned classifier ---------------------------------------------
     def build_model(self):

@@ -3,7 +3,8 @@
 Full-size networks follow the papers at 224x224 inputs (MobileNet v1,
 ResNet-18/34/50); the ``*_small`` variants keep the same blocks but drop the
 aggressive stem downsampling so 28x28 or 32x32 images keep spatial detail.
-Each builder maps a float image tensor to a feature map.
+Each builder maps a float image tensor to a feature map; BACKBONES' names are
+the choices of the image app's `model.arch`.
 """
 
 import keras

@@ -11,7 +11,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from training.serving_repository import NotFound
+from serving.repository import NotFound
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -34,8 +34,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e.args[0]))
         specs = fn.structured_input_signature[1]
         if set(request.inputs) != set(specs):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"Request inputs {sorted(request.inputs)} do not match the signature's {sorted(specs)}")
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Request inputs {sorted(request.inputs)} "
+                                                            f"do not match the signature's {sorted(specs)}")
         try:
             tensors = {k: tf.constant(tf.make_ndarray(v), dtype=specs[k].dtype)
                        for k, v in request.inputs.items()}

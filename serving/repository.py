@@ -5,15 +5,14 @@ version; a poll thread loads a version dropped in while running.
 """
 
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
-from google.protobuf import json_format, text_format
+from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
-from training.export import versions
+from serving.layout import versions
 
 
 class NotFound(LookupError):
@@ -45,15 +44,6 @@ def read_signature_defs(path):
     return {k: json_format.MessageToDict(v, preserving_proto_field_name=True,
                                          always_print_fields_with_no_presence=True)
             for k, v in graph.signature_def.items() if not k.startswith("__")}
-
-
-def parse_model_config_file(path):
-    """{name: base_path} from a TF Serving model_config_list text proto."""
-    from tensorflow_serving.config import model_server_config_pb2
-
-    config = model_server_config_pb2.ModelServerConfig()
-    text_format.Parse(Path(path).read_text(), config)
-    return {c.name: c.base_path for c in config.model_config_list.config}
 
 
 class ModelRepository:

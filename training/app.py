@@ -3,7 +3,7 @@
 The pipeline calls the hooks in this order, once per run:
 
     app = MyApp(config)                    # config: an instance of MyApp.config_class
-    app.build_data("train" | "validation" | "test", input_context)
+    app.build_data("train" | "validation" | "test")
     with strategy.scope():
         app.pretrain(run_dir, compile_options)   # optional unsupervised stage
         model = app.build_model()
@@ -13,28 +13,30 @@ The pipeline calls the hooks in this order, once per run:
     app.serving_signature(model)              # at export
 
 To add a task, subclass `App`, set `name`, `description` and `config_class`,
-implement the three required hooks and decorate the class with
-`@apps.register_app`.
+implement the three required hooks, and declare the class in your package's
+entry-point group `keras_app_templates.apps` (see training/registry.py).
+
+This module imports no TensorFlow at load time, so the command line can list
+apps and their configs instantly; the hooks run after TensorFlow is loaded.
 """
 
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from __future__ import annotations
 
-import keras
-import tensorflow as tf
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from training.config import Config
 
-
-class DataNotFoundError(FileNotFoundError):
-    """An app's data is neither on disk nor downloadable; the message says how to get it."""
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 
 @dataclass
 class ServingSignature:
     """What TF Serving receives and returns for `serving_default`.
 
-    inputs: TensorSpecs of the raw request tensors, each with a `name`
+    inputs: tf.TensorSpecs of the raw request tensors, each with a `name`
         (the request key), e.g. uint8 images or strings.
     fn: takes those tensors as positional arguments, in order, and returns a
         dict of named output tensors, e.g. {"probabilities": ..., "class_id": ...}.
@@ -46,6 +48,8 @@ class ServingSignature:
 
 def classification_signature(model, spec, class_names):
     """Serving for a softmax classifier: `spec` in; probabilities, class_id, class_name out."""
+    import tensorflow as tf
+
     names = tf.constant(class_names)
 
     def serve(inputs):
@@ -75,23 +79,22 @@ class App:
         if missing:
             raise TypeError(
                 f"App {type(self).__name__} must implement {', '.join(h + '()' for h in missing)}; "
-                "see the docstrings in apps/base.py"
+                "see the docstrings in training/app.py"
             )
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} expects a {self.config_class.__name__}, "
                             f"got {type(config).__name__}")
         self.config = config
 
-    def build_data(self, split: str, input_context: Optional[tf.distribute.InputContext] = None):
+    def build_data(self, split: str):
         """Return a tf.data.Dataset of single (features, label) examples for `split`.
 
         Called before the model is built, once per split: "train",
         "validation" and "test". Return None for a split the task does not
         have (e.g. no validation). Do not batch, cache or prefetch: the
-        pipeline does that at the global batch size. Honour
-        `config.data.limit` (cap on examples). `input_context` is set when
-        each worker builds its own input (multi-worker); shard with it if
-        the source is large.
+        pipeline does that at the global batch size, and shards the batches
+        between workers. Honour `config.data.limit` (cap on examples);
+        `training.datasets.split_range` does both for indexable data.
         """
         raise NotImplementedError
 
@@ -123,6 +126,8 @@ class App:
         Default: the model's own inputs (by name) and its output as `outputs`.
         Override to accept raw inputs and return named outputs.
         """
+        import tensorflow as tf
+
         specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype, name=t.name)
                  for t in model.inputs]
         return ServingSignature(specs, lambda *xs: {"outputs": model(list(xs), training=False)})

@@ -1,7 +1,7 @@
 """Train one RBM under `model.fit`: CD-k / PCD train_step, momentum schedule, monitoring.
 
-`fit_rbm` is the plain entry point; `apps.unsupervised_pretraining` stacks
-RBMs trained with it into a Deep Belief Network.
+`fit_rbm` is the plain entry point; the DBN app (`app.py`) stacks RBMs
+trained with it into a Deep Belief Network.
 """
 
 import os

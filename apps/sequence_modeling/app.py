@@ -13,87 +13,56 @@
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from apps import sequence_data
-from apps.base import App, ServingSignature, classification_signature
-from apps.image_data import IDX_DIRS, ImageSource
-from apps.registry import register_app
+from apps.image_classification.data import IDX_DIRS, ImageSource
+from apps.sequence_modeling import data as sequence_data
+from apps.sequence_modeling.model import char_codes, recurrent_stack, sample_next
 from layers import UnicodeCodepoints
-from training.config import Config, ConfigError, DataConfig, ModelConfig, OptimizerConfig
+from training.app import App, ServingSignature, classification_signature
+from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
+from training.datasets import split_range, tfds_info
+from training.errors import ConfigError
 
-CELLS = {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
-TASKS = ("classification", "language_model", "forecasting")
+Task = Literal["classification", "language_model", "forecasting"]
+Cell = Literal["simple_rnn", "gru", "lstm"]
 
 
 @dataclass
 class SequenceDataConfig(DataConfig):
-    name: str = "fashion_mnist"  # image set (read row by row) or TFDS text set
-    path: str = ""  # local text file (language_model) or CSV file (forecasting)
-    column: str = ""  # the CSV column to forecast
-    sequence_length: int = 100  # characters per language-model window / steps per forecast window
-    max_tokens: int = 20000  # vocabulary size for text classification
-    test_split: float = 0.2  # forecasting: the most recent fraction of the series
+    name: str = option("fashion_mnist", "image set (read row by row) or TFDS text set")
+    path: str = option("", "local text file (language_model) or CSV file (forecasting)")
+    column: str = option("", "the CSV column to forecast")
+    sequence_length: int = option(100, "characters per language-model window; steps per forecast window")
+    max_tokens: int = option(20000, "vocabulary size for text classification")
+    test_split: float = option(0.2, "forecasting: the most recent fraction of the series")
 
 
 @dataclass
 class SequenceModelConfig(ModelConfig):
-    arch: str = "rnn"
-    cell: str = "lstm"  # simple_rnn | gru | lstm
-    units: int = 128
-    layers: int = 1  # stacked recurrent layers
-    bidirectional: bool = False
-    dropout: float = 0.0
-    embedding_dim: int = 64  # text tasks
+    cell: Cell = option("lstm", "recurrent cell")
+    units: int = option(128, "units per recurrent layer")
+    layers: int = option(1, "stacked recurrent layers")
+    bidirectional: bool = option(False, "read each sequence both ways")
+    dropout: float = option(0.0, "dropout on the recurrent layers' inputs")
+    embedding_dim: int = option(64, "embedding size (text tasks)")
 
 
 @dataclass
 class SequenceModelingConfig(Config):
     app: str = "sequence_modeling"
-    task: str = "classification"  # classification | language_model | forecasting
+    task: Task = option("classification",
+                        "what to predict: a label, the next character, or the next CSV value")
     epochs: int = 10
     data: SequenceDataConfig = field(default_factory=SequenceDataConfig)
     model: SequenceModelConfig = field(default_factory=SequenceModelConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(learning_rate=2e-3))
 
 
-def check_cell(cell):
-    """ConfigError naming the choices unless `cell` is one of CELLS."""
-    if cell not in CELLS:
-        raise ConfigError(f"Unknown model.cell {cell!r}; choose one of: {', '.join(CELLS)}")
-
-
-def recurrent_stack(x, cell, units, layers, bidirectional=False, dropout=0.0,
-                    return_sequences=False):
-    """`layers` recurrent layers of `cell`; masks from the inputs are honoured."""
-    check_cell(cell)
-    for i in range(layers):
-        last = i == layers - 1
-        rnn = CELLS[cell](units, return_sequences=return_sequences or not last, dropout=dropout,
-                          name=f"{cell}_{i + 1}")
-        x = keras.layers.Bidirectional(rnn, name=f"bidirectional_{i + 1}")(x) if bidirectional else rnn(x)
-    return x
-
-
-def char_codes(model):
-    """Code point of each vocabulary id of a language model (0 and 1: padding, unknown)."""
-    vocabulary = model.get_layer("vocabulary").get_vocabulary()
-    return [max(int(c), 0) for c in vocabulary]
-
-
-def sample_next(probabilities, temperature, rng):
-    """An index drawn from `probabilities` sharpened (T < 1) or flattened (T > 1)."""
-    if temperature <= 0:
-        return int(np.argmax(probabilities))
-    logits = np.log(np.maximum(probabilities, 1e-12)) / temperature
-    p = np.exp(logits - logits.max())
-    return int(rng.choice(len(p), p=p / p.sum()))
-
-
-@register_app
 class SequenceModeling(App):
     name = "sequence_modeling"
     description = "RNN/GRU/LSTM: sequence classification, character language model, forecasting."
@@ -101,9 +70,6 @@ class SequenceModeling(App):
 
     def __init__(self, config):
         super().__init__(config)
-        if config.task not in TASKS:
-            raise ConfigError(f"Unknown task {config.task!r}; choose one of: {', '.join(TASKS)}")
-        check_cell(config.model.cell)  # before any data is read
         d = config.data
         self.images = None
         if config.task == "classification" and self._is_image_set(d.name):
@@ -117,15 +83,13 @@ class SequenceModeling(App):
     def _is_image_set(name):
         if name in IDX_DIRS:
             return True
-        import tensorflow_datasets as tfds
-
         try:
-            return "image" in tfds.builder(name).info.features
+            return "image" in tfds_info(name).features
         except Exception:  # unknown or unprepared: leave it to the text path's clear error
             return False
 
     # -- data ---------------------------------------------------------------
-    def build_data(self, split, input_context=None):
+    def build_data(self, split):
         c, d = self.config, self.config.data
         if c.task == "classification":
             if self.images is not None:
@@ -150,14 +114,17 @@ class SequenceModeling(App):
                 return None
             return sequence_data.char_windows(text, d.sequence_length,
                                               lambda s: self.vectorizer(s[None])[0], d.limit)
-        values = sequence_data.series_split(self._values(), split, d.validation_split, d.test_split)
+        values = self._series_split(split)
         ds = sequence_data.next_step_windows(values, d.sequence_length)
         return ds.take(d.limit) if ds is not None and d.limit is not None else ds
 
-    def _values(self):
+    def _series_split(self, split):
+        """The forecasting series' `split`, in time order: train, validation, test (the most recent)."""
+        d = self.config.data
         if self._series is None:
-            self._series = sequence_data.csv_column(self.config.data.path, self.config.data.column)
-        return self._series
+            self._series = sequence_data.csv_column(d.path, d.column)
+        start, stop = split_range(split, len(self._series), d.validation_split, d.test_split)
+        return self._series[start:stop]
 
     # -- model --------------------------------------------------------------
     def build_model(self):
@@ -189,8 +156,7 @@ class SequenceModeling(App):
 
     def _forecaster(self):
         m, window = self.config.model, self.config.data.sequence_length
-        train = sequence_data.series_split(self._values(), "train", self.config.data.validation_split,
-                                           self.config.data.test_split)
+        train = self._series_split("train")
         mean, std = float(np.mean(train)), float(np.std(train) or 1.0)
         inputs = keras.Input((window,), dtype="float32", name="window")
         x = keras.layers.Rescaling(1.0 / std, offset=-mean / std, name="standardize")(inputs)
@@ -212,9 +178,7 @@ class SequenceModeling(App):
             return None
         if self.images is not None:
             return self.images.info().class_names
-        import tensorflow_datasets as tfds
-
-        return list(tfds.builder(self.config.data.name).info.features["label"].names)
+        return list(tfds_info(self.config.data.name, self.config.data.dir).features["label"].names)
 
     # -- serving ------------------------------------------------------------
     def serving_signature(self, model):
@@ -250,7 +214,7 @@ class SequenceModeling(App):
             return {"test_perplexity": float(math.exp(loss))}
         if self.config.task == "forecasting":
             d = self.config.data
-            test = sequence_data.series_split(self._values(), "test", d.validation_split, d.test_split)
+            test = self._series_split("test")
             naive = float(np.mean(np.abs(test[d.sequence_length:] - test[d.sequence_length - 1:-1])))
             mae = model.evaluate(test_data, return_dict=True, verbose=0)["mae"]
             return {"test_mae": float(mae), "naive_last_value_mae": naive,

@@ -1,4 +1,4 @@
-"""`python -m training predict`: ask a TF Serving model (REST or gRPC) about files or texts.
+"""Ask a TF Serving model (REST or gRPC) about files or texts: `python -m training predict`.
 
 Inputs are shaped from the model's own signature: images are decoded with
 the model's channel count and resized to its height and width; `.npy` files
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from training.rest_api import format_outputs
+from serving.json_tensors import format_outputs
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp"}
 DTYPES = {"DT_UINT8": np.uint8, "DT_FLOAT": np.float32, "DT_INT64": np.int64,
@@ -76,8 +76,12 @@ def grpc_predict(target, model, items, version=None):
     """Same request over gRPC with tensorflow-serving-api's PredictionServiceStub."""
     import grpc
     from google.protobuf import json_format
-    from tensorflow_serving.apis import (get_model_metadata_pb2, model_pb2, predict_pb2,
-                                         prediction_service_pb2_grpc)
+    from tensorflow_serving.apis import (
+        get_model_metadata_pb2,
+        model_pb2,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
 
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
     spec = model_pb2.ModelSpec(name=model, signature_name="serving_default")

@@ -14,8 +14,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from apps.base import DataNotFoundError
-from training.config import ConfigError
+from training.datasets import split_range, tfds_info, tfds_load
+from training.errors import ConfigError
 
 DATA_DIR_ENV = "KAT_DATA_DIR"
 IDX_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
@@ -87,16 +87,6 @@ def missing_data_message(name, data_dir):
     )
 
 
-def tfds_train_slice(split, validation_split):
-    """TFDS split string of our "train" or "validation", carved from TFDS' train split,
-    or None for an empty validation. TFDS slices by whole percents, so the hold-out is
-    rounded to one."""
-    keep = 100 - int(round(100 * validation_split))
-    if split == "validation":
-        return None if keep == 100 else f"train[{keep}%:]"
-    return f"train[:{keep}%]"
-
-
 class ImageSource:
     """One image classification data set, split into train / validation / test."""
 
@@ -110,7 +100,6 @@ class ImageSource:
         self.download = download
         self.idx_dir = find_idx_dir(name, data_dir)
         self._arrays = {}
-        self._builder = None
 
     # -- metadata -------------------------------------------------------------
     def info(self) -> ImageDataInfo:
@@ -120,29 +109,17 @@ class ImageSource:
             names = FASHION_MNIST_CLASSES if self.name == "fashion_mnist" else [
                 str(i) for i in range(num_classes)]
             return ImageDataInfo(images.shape[1:], num_classes, names)
-        info = self._tfds_builder().info
+        info = tfds_info(self.name, self.data_dir)
         label = info.features["label"]
         return ImageDataInfo(tuple(info.features["image"].shape), label.num_classes,
                              list(label.names))
 
     # -- examples -------------------------------------------------------------
-    def _split_ranges(self, num_train):
-        """(start, stop) of train and validation inside the source's train split."""
-        num_val = int(round(num_train * self.validation_split))
-        return {"train": (0, num_train - num_val), "validation": (num_train - num_val, num_train)}
-
     def dataset(self, split) -> Optional[tf.data.Dataset]:
         """Unbatched (uint8 image HxWxC, int64 label) examples, or None if the split is empty."""
-        if split not in ("train", "validation", "test"):
-            raise ValueError(f"Unknown split {split!r}; expected train, validation or test")
         if self.idx_dir is not None:
             return self._idx_dataset(split)
         return self._tfds_dataset(split)
-
-    def _cap(self, start, stop):
-        if self.limit is not None:
-            stop = min(stop, start + int(self.limit))
-        return start, stop
 
     def idx_arrays(self, source_split):
         """NumPy (uint8 images NHWC, int64 labels) of the IDX files' "train" or "test" split,
@@ -159,44 +136,21 @@ class ImageSource:
         return self._arrays[source_split]
 
     def _idx_dataset(self, split):
-        if split == "test":
+        if split == "test":  # the test files are all test
             images, labels = self.idx_arrays("test")
-            start, stop = self._cap(0, len(images))
+            start, stop = split_range("test", len(images), test_split=1.0, limit=self.limit)
         else:
             images, labels = self.idx_arrays("train")
-            start, stop = self._cap(*self._split_ranges(len(images))[split])
+            start, stop = split_range(split, len(images), self.validation_split, limit=self.limit)
         if stop <= start:
             return None
         return tf.data.Dataset.from_tensor_slices((images[start:stop], labels[start:stop]))
 
-    def _tfds_builder(self):
-        if self._builder is None:
-            import tensorflow_datasets as tfds
-
-            try:
-                self._builder = tfds.builder(self.name, data_dir=self.data_dir)
-            except tfds.core.registered.DatasetNotFoundError as e:
-                raise DataNotFoundError(f"{e}\n(`data.name` must be a TFDS data set name.)") from None
-        return self._builder
-
     def _tfds_dataset(self, split):
-        import tensorflow_datasets as tfds
-
-        splits = self._tfds_builder().info.splits
-        if split == "test":
-            source = "validation" if splits and "test" not in splits else "test"
-        else:
-            source = tfds_train_slice(split, self.validation_split)
-            if source is None:
-                return None
-        try:
-            ds = tfds.load(self.name, split=source, data_dir=self.data_dir,
-                           as_supervised=True, download=self.download)
-        except Exception as e:  # TFDS raises many types offline; all mean "no data"
-            first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise DataNotFoundError(missing_data_message(self.name, self.data_dir)
-                                    + f"\n(TFDS said: {first_line})") from None
-        if self.limit is not None:
-            ds = ds.take(int(self.limit))
+        ds = tfds_load(self.name, split, self.validation_split, self.data_dir, self.download,
+                       self.limit, how_to_fix=missing_data_message(self.name, self.data_dir),
+                       as_supervised=True)
+        if ds is None:
+            return None
         return ds.map(lambda image, label: (image, tf.cast(label, tf.int64)),
                       num_parallel_calls=tf.data.AUTOTUNE)

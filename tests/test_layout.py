@@ -1,0 +1,141 @@
+"""The layout is the architecture: dependencies point one way, apps arrive by entry point,
+declared choices match the code that uses them, and listing apps loads no TensorFlow."""
+
+import ast
+import configparser
+import importlib.metadata
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILT_IN_APPS = {"image_classification", "sequence_modeling", "tabular_regression",
+                 "unsupervised_pretraining"}
+
+
+def _imported_modules(package):
+    """{(file, module)} of every import in `package`, at any depth (functions included)."""
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {(path.relative_to(ROOT), alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                found.add((path.relative_to(ROOT), node.module))
+    return found
+
+
+@pytest.mark.parametrize("package, forbidden", [
+    ("training", ("apps",)), ("serving", ("apps", "training")), ("layers", ("apps", "training"))])
+def test_dependencies_point_one_way(package, forbidden):
+    wrong = sorted(f"{file}: {module}" for file, module in _imported_modules(package)
+                   if module.split(".")[0] in forbidden)
+    assert wrong == []
+
+
+def _fresh(code):
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_the_framework_loads_an_app_only_when_asked_for_it_by_name():
+    _fresh(
+        "import sys\n"
+        "import training, training.cli, training.config, training.run, training.registry as r\n"
+        "assert set(r.app_names()) >= " + repr(BUILT_IN_APPS) + "\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'apps'], sys.modules.keys()\n"
+        "r.get_app('tabular_regression')\n"
+        "assert 'apps.tabular_regression' in sys.modules\n"
+        "assert 'apps.image_classification.app' not in sys.modules\n")
+
+
+def test_help_and_list_load_no_tensorflow_and_print_no_noise():
+    result = _fresh(
+        "import sys\n"
+        "from training.cli import main\n"
+        "for argv in (['--help'], ['train', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0\n"
+        "assert main(['list']) == 0\n"
+        "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not loaded, loaded\n")
+    assert result.stderr == ""
+    for name in BUILT_IN_APPS:
+        assert name in result.stdout
+
+
+def test_every_built_in_app_is_declared_in_setup_cfg_and_installed():
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    declared = dict(line.split(" = ") for line in
+                    setup["options.entry_points"]["keras_app_templates.apps"].strip().splitlines())
+    assert set(declared) == BUILT_IN_APPS
+    group = importlib.metadata.entry_points(group="keras_app_templates.apps")
+    installed = {ep.name: ep.value for ep in group}
+    assert {name: installed.get(name) for name in declared} == declared, "reinstall: pip install -e ."
+
+
+def test_declared_choices_match_the_code_that_uses_them():
+    from apps.image_classification.app import Arch
+    from apps.image_classification.backbones import BACKBONES
+    from apps.sequence_modeling.app import Cell
+    from apps.sequence_modeling.model import CELLS
+
+    assert set(typing.get_args(Arch)) == set(BACKBONES)
+    assert set(typing.get_args(Cell)) == set(CELLS)
+
+
+@pytest.mark.parametrize("app", sorted(BUILT_IN_APPS))
+def test_every_key_of_every_app_has_a_line_of_help(app):
+    from training import config as config_lib
+    from training.registry import get_app
+
+    rows = config_lib.describe(get_app(app).config_class())
+    assert [key for key, _, help_text, _ in rows if not help_text] == []
+
+
+def _declared_distributions():
+    """Distribution names (lowercase) in install_requires and each extra of setup.cfg."""
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+
+    def names(text):
+        return {line.split(">")[0].split("=")[0].split("<")[0].strip().lower()
+                for line in text.strip().splitlines() if line.strip()}
+
+    extras = {k: names(v) for k, v in setup["options.extras_require"].items()}
+    return names(setup["options"]["install_requires"]), extras
+
+
+def _distributions_of(module):
+    """The installed distributions that provide `module` (namespace packages by their subpackage)."""
+    top = module.split(".")[0]
+    candidates = importlib.metadata.packages_distributions().get(top, [])
+    if len(candidates) > 1 and "." in module:  # e.g. google.protobuf among google.* packages
+        prefix = "/".join(module.split(".")[:2]) + "/"
+        candidates = [d for d in candidates if any(str(f).startswith(prefix)
+                                                   for f in importlib.metadata.distribution(d).files)]
+    return {d.lower() for d in candidates}
+
+
+@pytest.mark.parametrize("package, extra", [
+    ("layers", None), ("apps", None), ("training", None), ("serving", "serving")])
+def test_every_third_party_import_is_declared(package, extra):
+    required, extras = _declared_distributions()
+    declared = required | extras.get(extra, set())
+    ours = {"apps", "layers", "serving", "training"}
+    undeclared = set()
+    for file, module in _imported_modules(package):
+        top = module.split(".")[0]
+        if top in ours or top in sys.stdlib_module_names:
+            continue
+        provided = _distributions_of(module)
+        if not provided & declared:
+            undeclared.add(f"{file}: {module} ({', '.join(sorted(provided)) or 'not installed'})")
+    assert sorted(undeclared) == []

@@ -1,0 +1,85 @@
+"""Data helpers every app shares: where a split lies in ordered data, and TFDS by name.
+
+`split_range` is the one train / validation / test split (and `data.limit` cap) of
+indexable data: arrays, a text, a time series. `tfds_load` is the one way apps read
+TFDS, with one clear error when the data set is not available offline.
+"""
+
+from typing import Optional
+
+from training.errors import DataNotFoundError
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_range(split, n, validation_split=0.0, test_split=0.0, limit: Optional[int] = None):
+    """(start, stop) of `split` among `n` ordered examples.
+
+    The order is train, validation, test: the test split is the last
+    `test_split` of all (the most recent, for a series) and the validation
+    split the last `validation_split` of what precedes it. `limit` caps the
+    split's size, keeping its first examples.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+    test_start = int(n * (1 - test_split))
+    validation_start = int(test_start * (1 - validation_split))
+    start, stop = {"train": (0, validation_start), "validation": (validation_start, test_start),
+                   "test": (test_start, n)}[split]
+    if limit is not None:
+        stop = min(stop, start + int(limit))
+    return start, stop
+
+
+def tfds_info(name, data_dir=None):
+    """TFDS' DatasetInfo of `name` (features, splits); no data is read or downloaded."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(name, data_dir=data_dir).info
+    except tfds.core.registered.DatasetNotFoundError as e:
+        raise DataNotFoundError(f"{e}\n(`data.name` must be a TFDS data set name.)") from None
+
+
+def _tfds_split(split, available, validation_split):
+    """The TFDS split string of our `split`, or None for an empty validation split.
+
+    Test is TFDS's "test" (else its "validation"); validation is TFDS's own
+    "validation" when it has both, else carved from the end of "train" (TFDS
+    slices in whole percents, so the hold-out is rounded to one).
+    """
+    if split == "test":
+        return "test" if "test" in available or not available else "validation"
+    if {"test", "validation"} <= set(available):
+        return split if split == "validation" else "train"
+    keep = 100 - int(round(100 * validation_split))
+    if split == "validation":
+        return None if keep == 100 else f"train[{keep}%:]"
+    return f"train[:{keep}%]"
+
+
+def tfds_load(name, split, validation_split=0.0, data_dir=None, download=True, limit=None,
+              how_to_fix="", **kwargs):
+    """Our `split` ("train", "validation" or "test") of TFDS data set `name`, or None if empty.
+
+    `kwargs` go to `tfds.load` (e.g. as_supervised=True). When TFDS cannot
+    give the data (offline and not prepared, unknown name), raises
+    DataNotFoundError with `how_to_fix`, or a generic way to prepare it, and
+    TFDS' own first line.
+    """
+    import tensorflow_datasets as tfds
+
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+    source = _tfds_split(split, tfds_info(name, data_dir).splits, validation_split)
+    if source is None:
+        return None
+    try:
+        ds = tfds.load(name, split=source, data_dir=data_dir, download=download, **kwargs)
+    except Exception as e:  # TFDS raises many types offline; all mean "no data"
+        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+        fix = how_to_fix or (
+            f"TFDS data set {name!r} is not prepared and could not be downloaded. Prepare it once "
+            f"with internet access: python -c \"import tensorflow_datasets as tfds; tfds.load('{name}')\"")
+        raise DataNotFoundError(f"{fix}\n(TFDS said: {first_line})") from None
+    return ds.take(int(limit)) if limit is not None else ds

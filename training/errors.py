@@ -1,0 +1,35 @@
+"""Errors a user causes and can fix. The command line prints their message alone (exit 2);
+anything else is a bug and keeps its traceback. Pure Python, so apps and the CLI import it cheaply."""
+
+
+class ConfigError(ValueError):
+    """A config file, key or value the user can fix."""
+
+
+class UnknownAppError(ConfigError):
+    """No installed app is registered under the requested name."""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """An app's data is neither on disk nor downloadable; the message says how to get it."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class Preempted(RuntimeError):
+    """Training stopped on SIGTERM; the backup is kept for resuming."""
+
+
+class ExportError(RuntimeError):
+    """The export could not be written; nothing was left half-written."""
+
+
+class CommandError(RuntimeError):
+    """A command cannot do what was asked (a server unreachable, an extra not installed);
+    the message says what to do."""
+
+
+USER_ERRORS = (ConfigError, DataNotFoundError, TrainingDiverged, ExportError, CommandError,
+               FileNotFoundError)

@@ -1,0 +1,100 @@
+"""Find apps by name through the entry-point group `keras_app_templates.apps`.
+
+Built-in apps are declared in this project's setup.cfg, and apps of other
+packages in theirs, the same way:
+
+    [options.entry_points]
+    keras_app_templates.apps =
+        my_task = my_package.my_module:MyTaskApp
+
+Installing the package (`pip install -e .`, or `make setup` here) registers
+them. The framework imports an app's module only when the app is asked for by
+name; `describe` reads the one-line `description` from the module's source
+without importing it (as setuptools reads `attr:` versions), so listing apps
+does not load TensorFlow.
+"""
+
+import ast
+import importlib.util
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from training.errors import ConfigError, UnknownAppError
+
+ENTRY_POINT_GROUP = "keras_app_templates.apps"
+_loaded = {}
+
+
+def _declared():
+    """{name: entry point} of every installed app, sorted by name."""
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in found and found[ep.name].value != ep.value:
+            raise ConfigError(f"Two installed packages declare the app {ep.name!r}: "
+                              f"{found[ep.name].value} and {ep.value}; uninstall one")
+        found[ep.name] = ep
+    return dict(sorted(found.items()))
+
+
+def _unknown(name, declared):
+    if not declared:
+        return (f"Unknown app {name!r}: no apps are installed in this Python environment. "
+                "Install the project first: `make setup` (or `pip install -e .`)")
+    return (f"Unknown app {name!r}. Installed apps: {', '.join(declared)}. An app is found "
+            f"through the entry-point group {ENTRY_POINT_GROUP} in its package's setup.cfg; "
+            "after adding one, reinstall the package (`pip install -e .`)")
+
+
+def _load(ep):
+    from training.app import App
+
+    cls = ep.load()
+    if not (isinstance(cls, type) and issubclass(cls, App)) or cls.name != ep.name:
+        raise ConfigError(f"Entry point {ep.name!r} ({ep.value}) must point to an App subclass "
+                          f"whose name is {ep.name!r}")
+    return cls
+
+
+def app_names():
+    """Names of the installed apps, sorted; imports none of them."""
+    return list(_declared())
+
+
+def get_app(name):
+    """The App class installed as `name` (imports its module), or UnknownAppError."""
+    if name not in _loaded:
+        declared = _declared()
+        if name not in declared:
+            raise UnknownAppError(_unknown(name, declared))
+        _loaded[name] = _load(declared[name])
+    return _loaded[name]
+
+
+def _literal_description(ep):
+    """The string literal assigned to `description` in the class body, or None."""
+    try:
+        spec = importlib.util.find_spec(ep.module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not (spec.origin or "").endswith(".py"):
+        return None
+    for node in ast.parse(Path(spec.origin).read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef) and node.name == ep.attr:
+            for statement in node.body:
+                if (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
+                        and isinstance(statement.value.value, str)
+                        and any(getattr(t, "id", None) == "description" for t in statement.targets)):
+                    return statement.value.value
+    return None
+
+
+def describe(name):
+    """App `name`'s one-line description, read from its source when it is a literal there
+    (no import), else from the imported class."""
+    declared = _declared()
+    if name not in declared:
+        raise UnknownAppError(_unknown(name, declared))
+    if name in _loaded:
+        return _loaded[name].description
+    found = _literal_description(declared[name])
+    return found if found is not None else get_app(name).description
