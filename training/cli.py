@@ -53,11 +53,8 @@ def train_help(train_parser, args):
     """`train --help`: the options, then the keys of the app named by --app or --config (with
     its defaults), or else the keys every app shares."""
     parts = [train_parser.format_help().rstrip()]
-    name = args.app
-    if name is None and args.config:
-        values = config_lib.read_yaml(args.config)
-        name = values.get("app") if isinstance(values, dict) else None
-    if name:
+    if args.app or args.config:
+        name, _ = config_lib.named_app(args.app, args.config)
         parts.append(f"config keys of {name} (--set KEY=VALUE), with its defaults:\n"
                      + keys_text(registry.get_app(name).config_class()))
     else:

@@ -250,14 +250,20 @@ def load(cls, values=None, overrides=()):
     return from_dict(cls, values)
 
 
-def load_config(app_name, path=None, overrides=()):
-    """The resolved config of app `app_name` (its defaults < YAML file `path` < `overrides`);
-    without `app_name`, the app the file names."""
+def named_app(app_name, path=None):
+    """(app name, YAML file's values): `app_name`, else the app the file at `path` names."""
     values = read_yaml(path) if path else {}
     if app_name is None and isinstance(values, dict):
         app_name = values.get("app")
     if not app_name:
         raise ConfigError("Name the app: --app NAME (see `python -m training list`)")
+    return app_name, values
+
+
+def load_config(app_name, path=None, overrides=()):
+    """The resolved config of app `app_name` (its defaults < YAML file `path` < `overrides`);
+    without `app_name`, the app the file names."""
+    app_name, values = named_app(app_name, path)
     config = load(get_app(app_name).config_class, values, overrides)
     config.app = app_name
     return config

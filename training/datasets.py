@@ -12,6 +12,11 @@ from training.errors import DataNotFoundError
 SPLITS = ("train", "validation", "test")
 
 
+def _check(split):
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+
+
 def split_range(split, n, validation_split=0.0, test_split=0.0, limit: Optional[int] = None):
     """(start, stop) of `split` among `n` ordered examples.
 
@@ -20,8 +25,7 @@ def split_range(split, n, validation_split=0.0, test_split=0.0, limit: Optional[
     split the last `validation_split` of what precedes it. `limit` caps the
     split's size, keeping its first examples.
     """
-    if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+    _check(split)
     test_start = int(n * (1 - test_split))
     validation_start = int(test_start * (1 - validation_split))
     start, stop = {"train": (0, validation_start), "validation": (validation_start, test_start),
@@ -69,8 +73,7 @@ def tfds_load(name, split, validation_split=0.0, data_dir=None, download=True, l
     """
     import tensorflow_datasets as tfds
 
-    if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+    _check(split)
     source = _tfds_split(split, tfds_info(name, data_dir).splits, validation_split)
     if source is None:
         return None

@@ -15,6 +15,7 @@ does not load TensorFlow.
 """
 
 import ast
+import functools
 import importlib.util
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -25,6 +26,7 @@ ENTRY_POINT_GROUP = "keras_app_templates.apps"
 _loaded = {}
 
 
+@functools.cache  # the installed packages do not change while a command runs
 def _declared():
     """{name: entry point} of every installed app, sorted by name."""
     found = {}
