@@ -61,22 +61,33 @@ def test_scaffold_declares_the_app_once_and_only_in_a_project(tmp_path):
     assert not (tmp_path / "apps").exists()
 
 
-def test_entry_point_app_from_an_installed_package(tmp_path):
-    # What `pip install` leaves behind: the module and a dist-info with entry_points.txt.
-    (tmp_path / "extra_app.py").write_text(
+def _installed_package(path, entry_points):
+    """What `pip install` leaves behind: the module and a dist-info with entry_points.txt."""
+    (path / "extra_app.py").write_text(
         "from apps.tabular_regression import TabularRegression\n"
         "class ExtraApp(TabularRegression):\n"
         "    name = 'extra_app'\n"
         "    description = 'An app from another package.'\n")
-    info = tmp_path / "extra_app-1.0.dist-info"
+    info = path / "extra_app-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: extra-app\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[keras_app_templates.apps]\nextra_app = extra_app:ExtraApp\n")
+    (info / "entry_points.txt").write_text(f"[keras_app_templates.apps]\n{entry_points}\n")
+
+
+def test_entry_point_app_from_an_installed_package(tmp_path):
+    _installed_package(tmp_path, "extra_app = extra_app:ExtraApp")
     result = subprocess.run([sys.executable, "-m", "training", "list"], env=_env_with_path(tmp_path),
                             capture_output=True, text=True, timeout=300)
     assert "extra_app" in result.stdout and "An app from another package." in result.stdout, \
         result.stderr[-2000:]
+
+
+def test_two_packages_declaring_one_app_name_is_one_clear_error(tmp_path):
+    _installed_package(tmp_path, "tabular_regression = extra_app:ExtraApp")
+    result = subprocess.run([sys.executable, "-m", "training", "list"], env=_env_with_path(tmp_path),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Two installed packages declare the app 'tabular_regression'" in result.stderr
 
 
 def test_missing_hook_is_named():

@@ -203,9 +203,8 @@ def run(args):
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # the epilog lists the installed apps
         return run(args) or 0
     except Preempted as e:
         print(f"preempted: {e}", file=sys.stderr)
