@@ -2,7 +2,8 @@
 
 `split_range` is the one train / validation / test split (and `data.limit` cap) of
 indexable data: arrays, a text, a time series. `tfds_load` is the one way apps read
-TFDS, with one clear error when the data set is not available offline.
+TFDS, with one clear error when the data set is not available offline;
+`tfds_labelled` reads (features, int64 label) pairs through it.
 """
 
 from typing import Optional
@@ -55,7 +56,7 @@ def _tfds_split(split, available, validation_split):
     if split == "test":
         return "test" if "test" in available or not available else "validation"
     if {"test", "validation"} <= set(available):
-        return split if split == "validation" else "train"
+        return split
     keep = 100 - int(round(100 * validation_split))
     if split == "validation":
         return None if keep == 100 else f"train[{keep}%:]"
@@ -86,3 +87,16 @@ def tfds_load(name, split, validation_split=0.0, data_dir=None, download=True, l
             f"with internet access: python -c \"import tensorflow_datasets as tfds; tfds.load('{name}')\"")
         raise DataNotFoundError(f"{fix}\n(TFDS said: {first_line})") from None
     return ds.take(int(limit)) if limit is not None else ds
+
+
+def tfds_labelled(name, split, validation_split=0.0, data_dir=None, download=True, limit=None,
+                  how_to_fix=""):
+    """(features, int64 label) pairs of a supervised TFDS data set's `split`, or None if empty."""
+    import tensorflow as tf
+
+    ds = tfds_load(name, split, validation_split, data_dir, download, limit, how_to_fix,
+                   as_supervised=True)
+    if ds is None:
+        return None
+    return ds.map(lambda features, label: (features, tf.cast(label, tf.int64)),
+                  num_parallel_calls=tf.data.AUTOTUNE)

@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from training.datasets import split_range, tfds_info, tfds_load
+from training.datasets import split_range, tfds_info, tfds_labelled
 from training.errors import ConfigError
 
 DATA_DIR_ENV = "KAT_DATA_DIR"
@@ -147,10 +147,5 @@ class ImageSource:
         return tf.data.Dataset.from_tensor_slices((images[start:stop], labels[start:stop]))
 
     def _tfds_dataset(self, split):
-        ds = tfds_load(self.name, split, self.validation_split, self.data_dir, self.download,
-                       self.limit, how_to_fix=missing_data_message(self.name, self.data_dir),
-                       as_supervised=True)
-        if ds is None:
-            return None
-        return ds.map(lambda image, label: (image, tf.cast(label, tf.int64)),
-                      num_parallel_calls=tf.data.AUTOTUNE)
+        return tfds_labelled(self.name, split, self.validation_split, self.data_dir, self.download,
+                             self.limit, how_to_fix=missing_data_message(self.name, self.data_dir))

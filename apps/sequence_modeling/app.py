@@ -25,7 +25,7 @@ from apps.sequence_modeling.model import char_codes, recurrent_stack, sample_nex
 from layers import UnicodeCodepoints
 from training.app import App, ServingSignature, classification_signature
 from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
-from training.datasets import split_range, tfds_info
+from training.datasets import split_range, tfds_info, tfds_labelled
 from training.errors import ConfigError
 
 Task = Literal["classification", "language_model", "forecasting"]
@@ -94,8 +94,7 @@ class SequenceModeling(App):
         if c.task == "classification":
             if self.images is not None:
                 return self.images.dataset(split)
-            ds = sequence_data.tfds_text_classification(d.name, split, d.validation_split, d.dir,
-                                                        d.download, d.limit)
+            ds = tfds_labelled(d.name, split, d.validation_split, d.dir, d.download, d.limit)
             if split == "train" and self.vectorizer is None:
                 self.vectorizer = keras.layers.TextVectorization(d.max_tokens, name="vectorize")
                 self.vectorizer.adapt(ds.map(lambda text, label: text).batch(256))

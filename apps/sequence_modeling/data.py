@@ -13,14 +13,6 @@ from training.datasets import split_range, tfds_load
 from training.errors import ConfigError, DataNotFoundError
 
 
-def tfds_text_classification(name, split, validation_split, data_dir, download, limit):
-    """Unbatched (string text, int64 label) pairs of a TFDS text set such as imdb_reviews."""
-    ds = tfds_load(name, split, validation_split, data_dir, download, limit, as_supervised=True)
-    if ds is None:
-        return None
-    return ds.map(lambda text, label: (text, tf.cast(label, tf.int64)))
-
-
 def text_corpus(split, path, name, validation_split, data_dir, download):
     """One string: a split of a local text file (the last `validation_split` is the test
     split, the same fraction of the rest the validation split) or of a TFDS text set whose
