@@ -16,12 +16,12 @@ from training.errors import ConfigError, DataNotFoundError
 class TabularDataConfig(DataConfig):
     path: str = option("", "CSV with a header row and numeric columns")
     target: str = option("", "the column to predict; all others are features")
-    test_split: float = option(0.2, "fraction of the rows held out for the test")
+    test_split: float = option(0.2, "fraction of the rows held out for the test", ge=0, lt=1)
 
 
 @dataclass
 class TabularModelConfig(ModelConfig):
-    hidden_units: int = option(64, "width of the two hidden layers")
+    hidden_units: int = option(64, "width of the two hidden layers", ge=1)
 
 
 @dataclass

@@ -139,3 +139,26 @@ def test_every_third_party_import_is_declared(package, extra):
         if not provided & declared:
             undeclared.add(f"{file}: {module} ({', '.join(sorted(provided)) or 'not installed'})")
     assert sorted(undeclared) == []
+
+
+@pytest.mark.parametrize("app", sorted(BUILT_IN_APPS))
+def test_every_numeric_key_declares_its_bounds(app):
+    """Bounds are checked when the config loads; a number without them is never checked."""
+    import dataclasses
+
+    from training import config as config_lib
+    from training.registry import get_app
+
+    def numeric(tp):
+        args = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+        return any(a in (int, float) or typing.get_args(a) in ((int,), (float,)) for a in args)
+
+    def unbounded(cls, prefix=""):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from unbounded(hints[f.name], f"{prefix}{f.name}.")
+            elif numeric(hints[f.name]) and not config_lib.key_meta(cls, f.name, "bounds"):
+                yield prefix + f.name
+
+    assert list(unbounded(get_app(app).config_class)) == []

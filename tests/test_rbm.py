@@ -216,3 +216,21 @@ def test_bad_arguments_name_the_problem(kwargs, match):
 def test_wrong_input_rank_is_a_clear_error():
     with pytest.raises(ValueError, match="batch, visible units"):
         RBM(3).build((None, 4, 4))
+
+
+def test_pcd_defaults_to_plain_sgd_and_refuses_a_high_momentum():
+    """CD's default schedule (0.5, then 0.9 from epoch 5) made PCD diverge silently."""
+    x = (np.random.default_rng(0).random((60, 12)) > 0.5).astype("float32")
+
+    class Momentum(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen = getattr(self, "seen", []) + [float(self.model.optimizer.momentum)]
+
+    probe = Momentum()
+    fit_rbm(x, 4, epochs=7, batch_size=20, persistent=True, monitor=False, verbose=0, seed=0,
+            callbacks=[probe])
+    assert probe.seen == [0.0] * 7
+    fit_rbm(x, 4, epochs=7, batch_size=20, monitor=False, verbose=0, seed=0, callbacks=[probe])
+    assert probe.seen[7:] == [0.5] * 5 + [0.9] * 2  # CD keeps Hinton's schedule
+    with pytest.raises(ValueError, match="PCD diverges with momentum above 0.5"):
+        fit_rbm(x, 4, epochs=1, persistent=True, momentum=(0.5, 0.9, 5), verbose=0)

@@ -35,13 +35,16 @@ def apps_text(indent=""):
 
 
 def keys_text(config, defaults=True):
-    """One line per config key of `config`: `key = default` (or the key alone), help, choices."""
+    """One line per config key of `config`: `key = default` (or the key alone), help, and its
+    choices or bounds."""
     rows = config_lib.describe(config)
     left = [f"{key} = {value!r}" if defaults else key for key, value, _, _ in rows]
     width = min(max(map(len, left)), 44)
     lines = []
-    for text, (_, _, help_text, choices) in zip(left, rows):
-        note = help_text + (f" [{' | '.join(map(str, choices))}]" if choices else "")
+    for text, (_, _, help_text, allowed) in zip(left, rows):
+        if isinstance(allowed, tuple):
+            allowed = " | ".join(map(str, allowed))
+        note = help_text + (f" [{allowed}]" if allowed else "")
         if len(text) > width:  # a long default gets a line of its own
             lines += [f"  {text}", f"  {'':{width}s}  {note}"]
         else:
@@ -182,7 +185,11 @@ def run(args):
                                          "sequence_modeling with --set task=language_model")
         print(app.generate(model, args.prompt, args.length, args.temperature, args.seed))
     elif args.command == "serve":
-        return _serving_module("server").serve(args)
+        server = _serving_module("server")
+        try:
+            return server.serve(args)
+        except server.ServingError as e:  # serving does not know training's errors
+            raise CommandError(str(e)) from None
     elif args.command == "predict":
         client = _serving_module("client")
         try:

@@ -2,9 +2,11 @@
 
 Every app has a config dataclass that subclasses `Config` and sets its own
 defaults (data set, model options). Each key is declared once: its type (a
-`Literal[...]` names the choices) and `option(default, help)`. That one
-declaration drives coercion, validation (an unknown key or choice is an error
-that lists the valid ones) and `train --app NAME --help`, so they cannot drift.
+`Literal[...]` names the choices) and `option(default, help, bounds...)`. That
+one declaration drives coercion, validation when the config loads, before any
+data is read (an unknown key, a choice or a value out of bounds is an error that
+names the fix) and `train --app NAME --help`, so they cannot drift. A section
+checks rules that tie keys together in its `check()` method.
 
 Written by hand rather than with pydantic or jsonargparse: strict nested keys,
 YAML and `--set` strings, choices and one help line per key take about a
@@ -23,12 +25,38 @@ import yaml
 from training.errors import ConfigError
 from training.registry import get_app
 
+BOUNDS = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
+          "le": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}
 
-def option(default, help=""):
-    """A config key: its default and one line of help (mutable defaults are copied per instance)."""
+
+def option(default, help="", *, ge=None, gt=None, le=None, lt=None, check=None):
+    """A config key: its default, one line of help, and what values it allows.
+
+    ge/gt/le/lt bound a number (each item of a list); `check(value)` returns an
+    error message for values the bounds cannot express, else None. Mutable
+    defaults are copied per instance.
+    """
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    metadata = {"help": help, "bounds": bounds, "check": check}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _steps_or_epoch(value):
+    if value != "epoch" and not (value.isdigit() and int(value) > 0):
+        return "must be 'epoch' or a whole number of steps >= 1"
+    return None
+
+
+def _not_empty(value):
+    return "must not be empty" if not value.strip() else None
+
+
+def _model_name(value):
+    from serving.layout import model_name_problem
+
+    return model_name_problem(value) if value else None
 
 
 Strategy = Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"]
@@ -42,9 +70,10 @@ class DataConfig:
 
     name: str = option("", "data set: a TFDS name, or one the app reads offline")
     dir: Optional[str] = option(None, "local data directory; the app says what it holds")
-    limit: Optional[int] = option(None, "cap on examples per split, for smoke runs")
-    validation_split: float = option(0.1, "fraction of the training data held out for validation")
-    shuffle_buffer: int = option(60000, "examples in the training shuffle buffer")
+    limit: Optional[int] = option(None, "cap on examples per split, for smoke runs", ge=1)
+    validation_split: float = option(0.1, "fraction of the training data held out for validation",
+                                    ge=0, lt=1)
+    shuffle_buffer: int = option(60000, "examples in the training shuffle buffer", ge=1)
     cache: bool = option(True, "cache decoded examples in memory after the first epoch")
     download: bool = option(True, "let TFDS download a data set that is not prepared")
 
@@ -59,20 +88,22 @@ class OptimizerConfig:
     """Optimizer and learning-rate schedule."""
 
     name: OptimizerName = option("auto", "optimizer; auto is the app's choice")
-    learning_rate: float = option(1e-3, "peak learning rate")
+    learning_rate: float = option(1e-3, "peak learning rate", gt=0)
     schedule: Schedule = option("cosine", "cosine decay to 0 over the run, or constant")
-    warmup_epochs: float = option(0.0, "linear warm-up before the cosine decay, in epochs")
-    weight_decay: float = option(0.0, "decoupled weight decay (adamw, sgd)")
-    momentum: float = option(0.9, "momentum (sgd, rmsprop)")
-    clipnorm: Optional[float] = option(None, "clip each gradient to this norm")
+    warmup_epochs: float = option(0.0, "linear warm-up before the cosine decay, in epochs", ge=0)
+    weight_decay: float = option(0.0, "decoupled weight decay (adamw, sgd)", ge=0)
+    momentum: float = option(0.9, "momentum (sgd, rmsprop)", ge=0, lt=1)
+    clipnorm: Optional[float] = option(None, "clip each gradient to this norm", gt=0)
 
 
 @dataclass
 class CallbacksConfig:
     """What is saved and watched during fit."""
 
-    early_stopping_patience: int = option(0, "stop after this many epochs without improvement; 0 = off")
-    save_freq: str = option("epoch", "backup for resuming: every 'epoch', or every N steps")
+    early_stopping_patience: int = option(0, "stop after this many epochs without improvement; 0 = off",
+                                          ge=0)
+    save_freq: str = option("epoch", "backup for resuming: every 'epoch', or every N steps",
+                            check=_steps_or_epoch)
     tensorboard: bool = option(True, "write TensorBoard logs")
     restore_best: bool = option(True, "evaluate and export the best validation checkpoint")
     test_each_epoch: bool = option(False, "test metrics and wall time per epoch in history.csv")
@@ -84,9 +115,9 @@ class RuntimeConfig:
 
     mixed_precision: bool = option(False, "bfloat16 on CPU/TPU, float16 on GPU")
     jit_compile: bool = option(False, "compile the train step with XLA")
-    steps_per_execution: int = option(16, "train steps per call into the graph")
-    logical_cpus: int = option(0, "split the CPU into N logical devices (mirrored on CPU)")
-    verbose: int = option(1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch")
+    steps_per_execution: int = option(16, "train steps per call into the graph", ge=1)
+    logical_cpus: int = option(0, "split the CPU into N logical devices (mirrored on CPU)", ge=0)
+    verbose: int = option(1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch", ge=0, le=2)
 
 
 @dataclass
@@ -94,8 +125,9 @@ class ExportConfig:
     """SavedModel export in TF Serving's layout `<dir>/<name>/<version>/`."""
 
     enabled: bool = option(True, "export after training")
-    dir: str = option("export", "export root (TF Serving's model base path)")
-    name: str = option("", "model name under the export root; default: the app name")
+    dir: str = option("export", "export root (TF Serving's model base path)", check=_not_empty)
+    name: str = option("", "model name under the export root; default: the app name",
+                       check=_model_name)
 
 
 @dataclass
@@ -103,11 +135,11 @@ class Config:
     """Everything one run needs. Apps subclass it to set their defaults."""
 
     app: str = option("", "app name (from --app or the config file)")
-    epochs: int = option(10, "passes over the training split")
-    batch_size: int = option(128, "per replica; the global batch is batch_size x replicas")
+    epochs: int = option(10, "passes over the training split", ge=1)
+    batch_size: int = option(128, "per replica; the global batch is batch_size x replicas", ge=1)
     strategy: Strategy = option("auto", "tf.distribute strategy; auto: TPU, else all GPUs, else one device")
     run_dir: str = option("", "where the run's files go; default runs/<app>/<timestamp>")
-    seed: int = option(42, "seed of weights, shuffling and augmentation")
+    seed: int = option(42, "seed of weights, shuffling and augmentation", ge=0, lt=2**32)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -184,7 +216,9 @@ def from_dict(cls, values, prefix="", default=None):
     of some of its keys.
     """
     if not isinstance(values, dict):
-        raise ConfigError(f"Config section '{prefix or '<root>'}' must be a mapping, got {values!r}")
+        section = prefix.rstrip(".") or "<root>"
+        raise ConfigError(f"Config section '{section}' must be a mapping of its keys (e.g. "
+                          f"--set {prefix or ''}KEY=VALUE), got {values!r}")
     default = cls() if default is None else default
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -202,7 +236,44 @@ def from_dict(cls, values, prefix="", default=None):
             kwargs[name] = from_dict(tp, value, f"{prefix}{name}.", getattr(default, name))
         else:
             kwargs[name] = _coerce(value, tp, prefix + name)
-    return cls(**kwargs)
+    for name, value in kwargs.items():
+        if not dataclasses.is_dataclass(hints[name]):
+            _validate(cls, name, value, prefix + name)
+    section = cls(**kwargs)
+    problem = section.check() if hasattr(section, "check") else None
+    if problem:
+        raise ConfigError(f"Config section '{prefix.rstrip('.') or '<root>'}': {problem}")
+    return section
+
+
+def key_meta(cls, name, what):
+    """Metadata `what` ("help", "bounds", "check") of key `name` of dataclass `cls`, inherited
+    from the parent class that declares it when `cls` only changes its default."""
+    for klass in cls.__mro__:
+        declared = vars(klass).get("__dataclass_fields__", {}).get(name)
+        if declared is not None and declared.metadata.get(what):
+            return declared.metadata[what]
+    return None
+
+
+def bounds_text(bounds):
+    """E.g. ">= 0, < 1" for {"ge": 0, "lt": 1}."""
+    return ", ".join(f"{BOUNDS[k][0]} {v:g}" for k, v in bounds.items())
+
+
+def _validate(cls, name, value, key):
+    """ConfigError naming the fix unless `value` of key `name` is within its declared bounds."""
+    bounds = key_meta(cls, name, "bounds") or {}
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if item is None or isinstance(item, bool):
+            continue
+        if not all(BOUNDS[k][1](item, b) for k, b in bounds.items()):
+            raise ConfigError(f"Config key '{key}' must be {bounds_text(bounds)}; got {value!r}")
+    check = key_meta(cls, name, "check")
+    problem = check(value) if check and value is not None else None
+    if problem:
+        raise ConfigError(f"Config key '{key}' {problem}; got {value!r}")
 
 
 def to_dict(config):
@@ -232,12 +303,18 @@ def set_key(values, assignment):
 def read_yaml(path):
     """The mapping in YAML file `path` ({} when empty), or a ConfigError naming the problem."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             values = yaml.safe_load(f)
     except FileNotFoundError:
         raise ConfigError(f"Config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Config file {path} cannot be read: {getattr(e, 'strerror', None) or e}; "
+                          "--config takes a UTF-8 YAML file (see configs/)") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"Config file {path} is not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"Config file {path} is not valid YAML{where}: {problem}") from None
     return values if values is not None else {}
 
 
@@ -279,18 +356,14 @@ def save_yaml(config, path):
 
 
 def key_help(cls, name):
-    """The help of key `name` of dataclass `cls`, inherited from a parent class that declares it
-    when `cls` only changes its default."""
-    for klass in cls.__mro__:
-        declared = vars(klass).get("__dataclass_fields__", {}).get(name)
-        if declared is not None and declared.metadata.get("help"):
-            return declared.metadata["help"]
-    return ""
+    """The help of key `name` of dataclass `cls` (see key_meta)."""
+    return key_meta(cls, name, "help") or ""
 
 
 def describe(config, prefix=""):
-    """(key, value, help, choices or None) of every key of the config instance `config`,
-    sections flattened to dotted keys, in declaration order."""
+    """(key, value, help, allowed values or None) of every key of the config instance `config`,
+    sections flattened to dotted keys, in declaration order. Allowed values are a Literal's
+    choices (a tuple) or the bounds as text (">= 1")."""
     rows = []
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
@@ -298,5 +371,7 @@ def describe(config, prefix=""):
         if dataclasses.is_dataclass(value):
             rows += describe(value, f"{prefix}{f.name}.")
         else:
-            rows.append((prefix + f.name, value, key_help(type(config), f.name), choices(hints[f.name])))
+            bounds = key_meta(type(config), f.name, "bounds")
+            allowed = choices(hints[f.name]) or (bounds_text(bounds) if bounds else None)
+            rows.append((prefix + f.name, value, key_help(type(config), f.name), allowed))
     return rows

@@ -28,13 +28,13 @@ from training.datasets import split_range
 @dataclass
 class {cls}DataConfig(DataConfig):
     name: str = option("generated", "TODO: your data set (a TFDS name, or read data.dir)")
-    num_examples: int = option(2000, "generated examples (train + validation + test)")
-    test_split: float = option(0.2, "fraction of the examples held out for the test")
+    num_examples: int = option(2000, "generated examples (train + validation + test)", ge=10)
+    test_split: float = option(0.2, "fraction of the examples held out for the test", ge=0, lt=1)
 
 
 @dataclass
 class {cls}ModelConfig(ModelConfig):
-    hidden_units: int = option(32, "width of the hidden layer")
+    hidden_units: int = option(32, "width of the hidden layer", ge=1)
 
 
 @dataclass

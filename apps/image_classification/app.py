@@ -22,10 +22,11 @@ Arch = Literal["mobilenet", "mobilenet_small", "resnet18", "resnet34", "resnet50
 @dataclass
 class ImageModelConfig(ModelConfig):
     arch: Arch = option("resnet_small", "backbone; *_small keep 28x28 or 32x32 images' detail")
-    width_multiplier: float = option(0.5, "scales every layer's channels")
-    dropout: float = option(0.0, "dropout before the classifier")
+    width_multiplier: float = option(0.5, "scales every layer's channels", gt=0)
+    dropout: float = option(0.0, "dropout before the classifier", ge=0, lt=1)
     augment: bool = option(False, "random flip (and shift) while training")
-    augment_shift: float = option(0.1, "largest random shift, as a fraction of the size; 0 = flip only")
+    augment_shift: float = option(0.1, "largest random shift, as a fraction of the size; 0 = flip only",
+                                  ge=0, lt=1)
 
 
 @dataclass

@@ -37,19 +37,20 @@ class SequenceDataConfig(DataConfig):
     name: str = option("fashion_mnist", "image set (read row by row) or TFDS text set")
     path: str = option("", "local text file (language_model) or CSV file (forecasting)")
     column: str = option("", "the CSV column to forecast")
-    sequence_length: int = option(100, "characters per language-model window; steps per forecast window")
-    max_tokens: int = option(20000, "vocabulary size for text classification")
-    test_split: float = option(0.2, "forecasting: the most recent fraction of the series")
+    sequence_length: int = option(100, "characters per language-model window; steps per forecast window",
+                                 ge=1)
+    max_tokens: int = option(20000, "vocabulary size for text classification", ge=3)
+    test_split: float = option(0.2, "forecasting: the most recent fraction of the series", ge=0, lt=1)
 
 
 @dataclass
 class SequenceModelConfig(ModelConfig):
     cell: Cell = option("lstm", "recurrent cell")
-    units: int = option(128, "units per recurrent layer")
-    layers: int = option(1, "stacked recurrent layers")
+    units: int = option(128, "units per recurrent layer", ge=1)
+    layers: int = option(1, "stacked recurrent layers", ge=1)
     bidirectional: bool = option(False, "read each sequence both ways")
-    dropout: float = option(0.0, "dropout on the recurrent layers' inputs")
-    embedding_dim: int = option(64, "embedding size (text tasks)")
+    dropout: float = option(0.0, "dropout on the recurrent layers' inputs", ge=0, lt=1)
+    embedding_dim: int = option(64, "embedding size (text tasks)", ge=1)
 
 
 @dataclass
