@@ -6,7 +6,10 @@ writes this layout and the repository reads it, so both sides share these functi
 """
 
 import os
+import re
 from pathlib import Path
+
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
 def versions(model_dir):
@@ -39,3 +42,11 @@ def parse_model_config_file(path):
     config = model_server_config_pb2.ModelServerConfig()
     text_format.Parse(Path(path).read_text(), config)
     return {c.name: c.base_path for c in config.model_config_list.config}
+
+
+def model_name_problem(name):
+    """Why `name` cannot be a model name (a plain directory name under the base path), or None."""
+    if not MODEL_NAME_RE.match(name):
+        return ("must be a plain name of letters, digits, '_', '.' and '-' that does not start "
+                "with '.' (it is a directory under the export root)")
+    return None

@@ -90,6 +90,7 @@ def test_tfds_datasets_by_name(smoke_config, tmp_path, name, shape):
 def test_missing_data_names_both_fixes(smoke_config, tmp_path, monkeypatch):
     monkeypatch.setattr("apps.image_classification.data.IDX_DIRS", {})
     monkeypatch.delenv("KAT_DATA_DIR", raising=False)
+    (tmp_path / "empty").mkdir()
     config = smoke_config(f"data.dir={tmp_path / 'empty'}", "data.download=false")
     with pytest.raises(DataNotFoundError) as err:
         train(config)
@@ -160,3 +161,16 @@ def test_split_range_partitions_in_order_and_honours_the_limit():
     assert split_range("test", 10, test_split=1.0) == (0, 10)
     with pytest.raises(ValueError, match="train, validation, test"):
         split_range("dev", 10)
+
+
+def test_a_missing_module_is_named_not_reported_as_missing_data(monkeypatch):
+    from training.datasets import tfds_load
+    from training.errors import CommandError
+
+    def needs_beam(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'apache_beam'", name="apache_beam")
+
+    monkeypatch.setattr(tfds, "load", needs_beam)
+    with pytest.raises(CommandError, match="needs the Python module apache_beam: pip install it"):
+        tfds_load("mnist", "train")
+

@@ -65,6 +65,7 @@ def assert_same_run(resumed_dir, uninterrupted):
     epochs = [line.split(",")[0] for line in
               (Path(resumed_dir) / "history.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2", "3"]  # completed epochs are not redone
+    assert metrics["epochs_completed"] == 4  # the whole run's, not only the resumed part's
 
 
 def test_sigkill_mid_epoch_then_the_same_command_resumes_exactly(tmp_path, uninterrupted):
@@ -121,3 +122,29 @@ def test_a_save_torn_by_a_kill_leaves_the_previous_backup(tmp_path, monkeypatch)
     os.rename(backup_dir, tmp_path / "backup.old")
     recover_backup(backup_dir)
     assert json.loads((backup_dir / "training_metadata.json").read_text()) == saved
+
+
+def test_a_full_disk_refuses_the_save_and_keeps_the_previous_backup(tmp_path, monkeypatch):
+    """h5py segfaults when the disk fills mid-save, so saves check for room first."""
+    from collections import namedtuple
+
+    from training import disk_space
+    from training.callbacks import DiskSpaceGuard
+    from training.errors import DiskFull
+
+    backup_dir = tmp_path / "backup"
+    model = tiny_model()
+    callback, guard = AtomicBackupAndRestore(str(backup_dir)), DiskSpaceGuard(str(tmp_path))
+    callback.set_model(model)
+    guard.set_model(model)
+    guard.on_epoch_end(0)
+    callback.on_epoch_end(0)
+    saved = json.loads((backup_dir / "training_metadata.json").read_text())
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(disk_space.shutil, "disk_usage", lambda path: usage(2**30, 2**30, 4096))
+    for save in (guard.on_epoch_end, callback.on_epoch_end):  # the epoch's saves, in order
+        with pytest.raises(DiskFull, match="Only 0 MiB free .* free some space, then run the same"):
+            save(1)
+    assert json.loads((backup_dir / "training_metadata.json").read_text()) == saved
+    assert not (tmp_path / "backup.saving").exists()

@@ -10,6 +10,8 @@ import time
 
 import keras
 
+from training.disk_space import require_free_space, saved_bytes
+
 
 class Throughput(keras.callbacks.Callback):
     """Adds `epoch_seconds` and `examples_per_sec` to each epoch's logs.
@@ -112,6 +114,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         super().on_train_begin(logs)
 
     def _save_model(self):
+        require_free_space(os.path.dirname(self.backup_dir), saved_bytes(self.model), "the backup")
         saving, old = self.backup_dir + ".saving", self.backup_dir + ".old"
         shutil.rmtree(saving, ignore_errors=True)
         os.makedirs(saving)
@@ -130,6 +133,19 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         if not self.keep:
             super().on_train_end(logs)
+
+
+class DiskSpaceGuard(keras.callbacks.Callback):
+    """Before the epoch's saves (best checkpoint, then backup): stop with DiskFull unless both
+    fit, so a full disk never interrupts a write and the last backup stays whole."""
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.run_dir = run_dir
+
+    def on_epoch_end(self, epoch, logs=None):
+        require_free_space(self.run_dir, 2 * saved_bytes(self.model),
+                           "the best checkpoint and the backup")
 
 
 class Preemption(keras.callbacks.Callback):
@@ -187,6 +203,7 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
         callbacks.append(TestEachEpoch(test_data))
     callbacks += [
         nan_guard,
+        DiskSpaceGuard(run_dir),
         best,
         backup,
         preemption,

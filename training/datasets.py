@@ -8,7 +8,7 @@ TFDS, with one clear error when the data set is not available offline;
 
 from typing import Optional
 
-from training.errors import DataNotFoundError
+from training.errors import CommandError, DataNotFoundError
 
 SPLITS = ("train", "validation", "test")
 
@@ -80,12 +80,15 @@ def tfds_load(name, split, validation_split=0.0, data_dir=None, download=True, l
         return None
     try:
         ds = tfds.load(name, split=source, data_dir=data_dir, download=download, **kwargs)
-    except Exception as e:  # TFDS raises many types offline; all mean "no data"
-        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+    except ImportError as e:  # a module the data set's builder needs: not a data problem
+        raise CommandError(f"TFDS data set {name!r} needs the Python module {e.name or e}: "
+                           f"pip install it, then run again") from None
+    except Exception as e:  # offline, TFDS raises many types (network, download, not prepared)
+        first_line = str(e).splitlines()[0] if str(e) else ""
         fix = how_to_fix or (
             f"TFDS data set {name!r} is not prepared and could not be downloaded. Prepare it once "
             f"with internet access: python -c \"import tensorflow_datasets as tfds; tfds.load('{name}')\"")
-        raise DataNotFoundError(f"{fix}\n(TFDS said: {first_line})") from None
+        raise DataNotFoundError(f"{fix}\n(TFDS said: {type(e).__name__}: {first_line})") from None
     return ds.take(int(limit)) if limit is not None else ds
 
 

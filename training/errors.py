@@ -26,10 +26,18 @@ class ExportError(RuntimeError):
     """The export could not be written; nothing was left half-written."""
 
 
+class DiskFull(OSError):
+    """Not enough free space for a save; the save was not started, earlier files are intact."""
+
+
+class DataError(ValueError):
+    """Data was found but cannot be read (truncated, wrong format); the message says what to fix."""
+
+
 class CommandError(RuntimeError):
     """A command cannot do what was asked (a server unreachable, an extra not installed);
     the message says what to do."""
 
 
-USER_ERRORS = (ConfigError, DataNotFoundError, TrainingDiverged, ExportError, CommandError,
-               FileNotFoundError)
+USER_ERRORS = (ConfigError, DataNotFoundError, DataError, TrainingDiverged, ExportError, DiskFull,
+               CommandError, FileNotFoundError)

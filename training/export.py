@@ -2,33 +2,58 @@
 
 A version is written to a hidden temp dir inside `<name>/` and renamed into
 place, so TF Serving (which only loads all-digit directories) never sees a
-half-written model and an existing version is never overwritten. The layout
-itself (versions, models.config) is serving's: `serving/layout.py`.
+half-written model and an existing version is never overwritten. Directories
+get the umask's permissions (not mkdtemp's 0700), so a TF Serving running as
+another user can read them. The layout itself (versions, models.config, model
+names) is serving's: `serving/layout.py`.
 """
 
 import os
-import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from serving.layout import versions, write_models_config
+from serving.layout import model_name_problem, versions, write_models_config
 from training.errors import ExportError
 
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+TMP_PREFIX = ".tmp-"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_abandoned_temps(model_dir):
+    """Delete `.tmp-<version>-<pid>-*` dirs whose exporting process is gone (killed mid-export)."""
+    for path in Path(model_dir).glob(f"{TMP_PREFIX}*"):
+        parts = path.name[len(TMP_PREFIX):].split("-")
+        if len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def export_saved_model(model, signature, export_dir, name):
     """Write `model` with `signature` as `serving_default`; return the version dir."""
-    if not MODEL_NAME_RE.match(name):
-        raise ExportError(f"Model name {name!r} may only use letters, digits, '_', '.' and '-'")
+    problem = model_name_problem(name)
+    if problem:
+        raise ExportError(f"Model name {name!r} {problem}")
     model_dir = Path(export_dir) / name
-    model_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"Cannot create {model_dir} ({e.strerror}); choose another export.dir") from None
+    remove_abandoned_temps(model_dir)
     version = (versions(model_dir) or [0])[-1] + 1
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
+    tmp = model_dir / f"{TMP_PREFIX}{version}-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()  # mode 0777 less the umask, as the version dir will have
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)

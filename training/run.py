@@ -4,17 +4,19 @@ import csv
 import json
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from serving.layout import model_name_problem
 from training import input_pipeline, plots
+from training import run_dir as run_dirs
 from training.callbacks import monitored, recover_backup, standard_callbacks
 from training.config import load_config, save_yaml
-from training.errors import ConfigError, Preempted, TrainingDiverged
+from training.disk_space import require_free_space, saved_bytes
+from training.errors import ConfigError, DataError, ExportError, Preempted, TrainingDiverged
 from training.export import export_saved_model
 from training.optimizers import build_optimizer
 from training.registry import get_app
@@ -27,20 +29,6 @@ def _set_precision(config):
         keras.mixed_precision.set_global_policy("mixed_float16" if on_gpu else "mixed_bfloat16")
     else:
         keras.mixed_precision.set_global_policy("float32")
-
-
-def _make_run_dir(config):
-    if config.run_dir:
-        run_dir = Path(config.run_dir)
-    else:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path("runs") / config.app / stamp
-        suffix = 1
-        while run_dir.exists():
-            run_dir = Path("runs") / config.app / f"{stamp}-{suffix}"
-            suffix += 1
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
 
 
 def _resume_epoch(run_dir):
@@ -158,17 +146,20 @@ def train(config):
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy, config.runtime.logical_cpus)
     _set_precision(config)
-    app = get_app(config.app)(config)
     # tf.distribute names the chief (worker 0 without a "chief" task); the other
     # workers keep their files (backups too) out of the run dir.
     if not strategy.extended.should_checkpoint:
         config.run_dir = tempfile.mkdtemp(prefix="kat-worker-")
         config.export.enabled = False
-    run_dir = _make_run_dir(config)
+    with run_dirs.claim(config.run_dir, config.app) as claimed:
+        return _train(config, strategy, claimed)
+
+
+def _train(config, strategy, claimed):
+    run_dir = claimed.path
+    app = get_app(config.app)(config)
     recover_backup(run_dir / "backup")
     resuming = (run_dir / "backup").exists()
-    save_yaml(config, run_dir / "config.yaml")
-
     first_epoch = _resume_epoch(run_dir) if resuming else 0
     train_ds, examples = input_pipeline.make_dataset(app, "train", config, strategy, training=True,
                                                      epochs=(first_epoch, config.epochs))
@@ -181,6 +172,8 @@ def train(config):
 
     options = compile_options(config, strategy, steps)
     with strategy.scope():
+        claimed.started()  # from here on the run dir holds work (pretrained layers, backups)
+        save_yaml(config, run_dir / "config.yaml")
         start = time.perf_counter()
         app.pretrain(str(run_dir), options)
         pretrain_seconds = time.perf_counter() - start
@@ -208,13 +201,14 @@ def train(config):
     best = run_dir / "checkpoints" / "best.weights.h5"
     if config.callbacks.restore_best and val_ds is not None and best.exists():
         model.load_weights(best)
+    require_free_space(run_dir, saved_bytes(model), "the trained model (model.keras)")
     model.save(run_dir / "model.keras")
     test = model.evaluate(test_ds, return_dict=True, verbose=0) if test_ds is not None else {}
 
     metrics = {
         "app": config.app,
         "test": {k: float(v) for k, v in test.items()},
-        "epochs_completed": len(history.epoch),
+        "epochs_completed": first_epoch + len(history.epoch),
         "train_seconds": train_seconds,
         "pretrain_seconds": pretrain_seconds,
         "train_examples_per_sec": throughput.steady_examples_per_sec(),
@@ -228,7 +222,7 @@ def train(config):
     if config.export.enabled:
         metrics["export"] = str(export_model(app, model, config))
     metrics["run_dir"] = str(run_dir)
-    with open(run_dir / "metrics.json", "w") as f:
+    with open(run_dir / run_dirs.FINISHED_MARKER, "w") as f:
         json.dump(metrics, f, indent=2)
     return metrics
 
@@ -242,7 +236,14 @@ def load_run(run_dir, overrides=()):
                                     "(train first: python -m training train --app NAME)")
     config = load_config(None, run_dir / "config.yaml", overrides)
     app = get_app(config.app)(config)
-    model = keras.saving.load_model(run_dir / "model.keras")
+    try:
+        model = keras.saving.load_model(run_dir / "model.keras")
+    except Exception as e:  # Keras reports a torn zip as "File not found", among others
+        best = run_dir / "checkpoints" / "best.weights.h5"
+        raise DataError(f"{run_dir / 'model.keras'} cannot be loaded ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}); it is damaged or was not "
+                        "written completely. Train again into a new run_dir"
+                        + (f" (the best weights are in {best})" if best.exists() else "")) from None
     return config, app, model
 
 
@@ -252,12 +253,15 @@ def evaluate(run_dir, overrides=()):
     strategy = tf.distribute.get_strategy()
     test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
     if test_ds is None:
-        raise ValueError(f"App {config.app} has no test split to evaluate")
+        raise ConfigError(f"App {config.app} has no test split to evaluate")
     return {k: float(v) for k, v in model.evaluate(test_ds, return_dict=True, verbose=0).items()}
 
 
 def export_run(run_dir, name=None, export_dir=None):
     """Export a finished run's saved model; returns the version directory."""
+    problem = model_name_problem(name) if name else None
+    if problem:  # before the model loads
+        raise ExportError(f"--name {name!r} {problem}")
     config, app, model = load_run(run_dir)
     if export_dir:
         config.export.dir = export_dir

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.datasets import split_range, tfds_info, tfds_labelled
-from training.errors import ConfigError
+from training.errors import ConfigError, DataError, DataNotFoundError
 
 DATA_DIR_ENV = "KAT_DATA_DIR"
 IDX_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
@@ -27,6 +27,8 @@ FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
+REPLACE_HINT = ("replace it with a complete copy (reinstall dataset-fashion-mnist, or copy the "
+                "files again), or point data.dir elsewhere")
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -42,19 +44,29 @@ def read_idx(path):
 
     Written by hand because neither Keras nor TFDS exposes an IDX reader
     for local files; the format is a 4-byte magic (dtype, rank), then
-    big-endian int32 dimensions, then the data.
+    big-endian int32 dimensions, then the data. A file that is not one, or
+    is cut short, is a DataError naming it.
     """
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # gzip: "Not a gzipped file", a truncated stream
+        raise DataError(f"{path} cannot be read ({e}); {REPLACE_HINT}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+        raise DataError(f"{path} is not an IDX file (bad magic number); {REPLACE_HINT}")
     rank = raw[3]
-    dims = np.frombuffer(raw, ">i4", count=rank, offset=4)
-    data = np.frombuffer(raw, IDX_DTYPES[raw[2]], offset=4 + 4 * rank)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path} is truncated: header says {tuple(dims)}, found {data.size} values")
-    return data.reshape(tuple(int(d) for d in dims)).astype(data.dtype.newbyteorder("="))
+    header = 4 + 4 * rank
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated inside its header; {REPLACE_HINT}")
+    dims = tuple(int(d) for d in np.frombuffer(raw, ">i4", count=rank, offset=4))
+    dtype = np.dtype(IDX_DTYPES[raw[2]])
+    found = (len(raw) - header) // dtype.itemsize
+    if found != int(np.prod(dims)):
+        raise DataError(f"{path} is truncated: its header says {dims}, but it holds {found} "
+                        f"values; {REPLACE_HINT}")
+    data = np.frombuffer(raw, dtype, count=found, offset=header)
+    return data.reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def _idx_path(directory, stem):
@@ -64,18 +76,34 @@ def _idx_path(directory, stem):
     return None
 
 
+def _explicit_dir(data_dir):
+    """The directory the user named (data.dir, else $KAT_DATA_DIR), or None."""
+    return data_dir or os.environ.get(DATA_DIR_ENV) or None
+
+
 def find_idx_dir(name, data_dir=None) -> Optional[Path]:
-    """The directory holding `name`'s IDX files: data.dir, $KAT_DATA_DIR, the Debian path."""
-    candidates = [data_dir, os.environ.get(DATA_DIR_ENV), IDX_DIRS.get(name)]
-    for directory in filter(None, candidates):
-        directory = Path(directory)
-        if all(_idx_path(directory, stem) for pair in IDX_FILES.values() for stem in pair):
-            return directory
+    """The directory holding `name`'s IDX files: the one the user named (data.dir, else
+    $KAT_DATA_DIR), else the Debian path; None if it holds none (the data comes from TFDS).
+
+    A named directory is never passed over for the system copy: if it does not exist, that
+    is a DataNotFoundError, so a typo cannot silently train on other data.
+    """
+    explicit = _explicit_dir(data_dir)
+    if explicit is not None and not Path(explicit).is_dir():
+        source = "data.dir" if data_dir else DATA_DIR_ENV
+        raise DataNotFoundError(
+            f"{source}={explicit} is not a directory. Point it at a directory holding the train-/"
+            f"t10k- IDX files (or a TFDS data dir), or leave it unset to use "
+            f"{IDX_DIRS.get(name) or 'TFDS'}")
+    directory = Path(explicit or IDX_DIRS.get(name) or "")
+    if directory.parts and all(_idx_path(directory, stem) for pair in IDX_FILES.values()
+                               for stem in pair):
+        return directory
     return None
 
 
 def missing_data_message(name, data_dir):
-    looked = [p for p in (data_dir, os.environ.get(DATA_DIR_ENV), IDX_DIRS.get(name)) if p]
+    looked = [p for p in (_explicit_dir(data_dir) or IDX_DIRS.get(name),) if p]
     return (
         f"Data set {name!r} was not found (looked for IDX files in: {', '.join(looked) or 'nowhere'}; "
         "TFDS has no prepared copy and could not download it).\nGet it one of two ways:\n"
@@ -94,7 +122,7 @@ class ImageSource:
         if not 0.0 <= validation_split < 1.0:
             raise ConfigError(f"data.validation_split must be in [0, 1), got {validation_split}")
         self.name = name
-        self.data_dir = data_dir
+        self.data_dir = _explicit_dir(data_dir)  # IDX files, or else TFDS' data dir
         self.validation_split = validation_split
         self.limit = limit
         self.download = download
