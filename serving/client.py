@@ -46,17 +46,30 @@ def input_spec(signature_def):
 
 
 def load_example(item, dtype, dims):
-    """One example (without the batch dim) from a path or a text."""
+    """One example (without the batch dim) from a path or a text (for a string input)."""
     path = Path(item)
-    if path.suffix.lower() in IMAGE_SUFFIXES and path.exists():
-        channels = dims[-1] if len(dims) == 4 and dims[-1] > 0 else 0
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES | {".npy"} and not path.is_file():
+        raise ClientError(f"No such file: {item}")
+    if suffix not in IMAGE_SUFFIXES | {".npy"}:
+        if dtype is not object:
+            raise ClientError(f"{item!r} is not an image or .npy file, and this model takes "
+                              f"numbers: pass image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                              "or .npy arrays")
+        return item
+    if suffix == ".npy":
+        try:
+            return np.load(path).astype(dtype)
+        except (ValueError, OSError) as e:
+            raise ClientError(f"{item} is not a readable .npy array of numbers ({e})") from None
+    channels = dims[-1] if len(dims) == 4 and dims[-1] > 0 else 0
+    try:
         image = tf.io.decode_image(path.read_bytes(), channels=channels, expand_animations=False)
-        if len(dims) == 4 and dims[1] > 0 and dims[2] > 0 and tuple(image.shape[:2]) != tuple(dims[1:3]):
-            image = tf.image.resize(image, dims[1:3], antialias=True)
-        return np.clip(np.round(image.numpy()), 0, 255).astype(dtype)
-    if path.suffix == ".npy" and path.exists():
-        return np.load(path).astype(dtype)
-    return item
+    except tf.errors.InvalidArgumentError:
+        raise ClientError(f"{item} is not an image TensorFlow can decode (PNG, JPEG, GIF, BMP)") from None
+    if len(dims) == 4 and dims[1] > 0 and dims[2] > 0 and tuple(image.shape[:2]) != tuple(dims[1:3]):
+        image = tf.image.resize(image, dims[1:3], antialias=True)
+    return np.clip(np.round(image.numpy()), 0, 255).astype(dtype)
 
 
 def rest_signature(url, model):

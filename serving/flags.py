@@ -1,7 +1,8 @@
 """tensorflow_model_server's command-line flags that the local stand-in takes.
 
-Kept apart from server.py, which loads TensorFlow and Werkzeug, so a command
-line can declare them without loading either.
+Kept apart from server.py, which loads TensorFlow and the HTTP server, so a
+command line can declare them without loading either. Beyond TF Serving's own
+flags: --host, --max_body_bytes and --max_connections bound what clients can take.
 """
 
 
@@ -17,4 +18,14 @@ def add_flags(parser):
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default loopback only; 0.0.0.0 exposes it)")
     parser.add_argument("--max_body_bytes", type=int, default=16 * 1024 * 1024,
-                        help="largest accepted request body")
+                        help="largest accepted request body (REST) or message (gRPC)")
+    parser.add_argument("--rest_api_num_threads", type=int, default=8,
+                        help="REST requests worked on at once (bodies over 1 MiB: one at a "
+                             "time); more wait their turn")
+    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
+                        help="close a REST connection idle (or stalled mid-request) this long")
+    parser.add_argument("--grpc_max_threads", type=int, default=4,
+                        help="gRPC calls worked on at once (as many more wait; beyond: "
+                             "RESOURCE_EXHAUSTED)")
+    parser.add_argument("--max_connections", type=int, default=1000,
+                        help="open REST connections; beyond it new ones wait to be accepted")

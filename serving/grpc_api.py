@@ -11,6 +11,8 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
+from serving.errors import ServingError
+from serving.inputs import BadRequest, check_array
 from serving.repository import NotFound
 
 
@@ -37,17 +39,16 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Request inputs {sorted(request.inputs)} "
                                                             f"do not match the signature's {sorted(specs)}")
         try:
-            tensors = {k: tf.constant(tf.make_ndarray(v), dtype=specs[k].dtype)
-                       for k, v in request.inputs.items()}
-            outputs = fn(**tensors)
-        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+            arrays = {k: check_array(k, _ndarray(k, v), specs[k]) for k, v in request.inputs.items()}
+            outputs = loaded.run(fn, arrays)
+        except (BadRequest, tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e).splitlines()[0])
         response = predict_pb2.PredictResponse()
         response.model_spec.name = loaded.name
         response.model_spec.version.value = loaded.version
         response.model_spec.signature_name = name
         for key, value in outputs.items():
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
         return response
 
     def GetModelMetadata(self, request, context):
@@ -64,10 +65,31 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-def make_grpc_server(repository, host, port, workers=8):
-    """A started-on-demand gRPC server; returns (server, bound port)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+def _ndarray(name, proto):
+    """The TensorProto of input `name` as NumPy, or BadRequest if it is malformed."""
+    try:
+        return tf.make_ndarray(proto)
+    except (TypeError, ValueError) as e:
+        raise BadRequest(f"Input '{name}' is not a valid TensorProto ({e})") from None
+
+
+def make_grpc_server(repository, host, port, workers=4, max_message_bytes=16 * 2**20):
+    """A gRPC server, not yet started; returns (server, bound port).
+
+    At most `workers` calls run at once and as many wait; more get RESOURCE_EXHAUSTED.
+    SO_REUSEPORT is off (grpc turns it on), so a port in use is an error, not a port
+    shared with another server.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers), maximum_concurrent_rpcs=2 * workers,
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", max_message_bytes)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(repository), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpc >= 1.60 raises where older ones returned 0
+        bound = 0
+    if not bound:
+        raise ServingError(f"gRPC port {host}:{port} is in use (or not bindable); stop the other "
+                        "server or pass another --port (0: any free port, -1: no gRPC)")
     return server, bound

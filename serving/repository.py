@@ -1,18 +1,24 @@
 """Load the exported SavedModels of a TF Serving base path and follow new versions.
 
-Like TF Serving's default version policy, each model serves its latest
-version; a poll thread loads a version dropped in while running.
+Like TF Serving's default version policy, each model serves its newest version
+that loads; a poll thread loads a version dropped in while running. A version
+that does not load (an empty or half-copied dir) is skipped, at start-up as
+while running, with one warning, and tried again once its files change.
 """
 
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
 from serving.layout import versions
+
+ROWS_PER_CALL = 256  # a big request runs in slices, so its activations' memory stays bounded
 
 
 class NotFound(LookupError):
@@ -33,6 +39,20 @@ class LoadedVersion:
                            f"available: {', '.join(sorted(self.module.signatures))}")
         return self.module.signatures[name]
 
+    def run(self, fn, arrays):
+        """Outputs (NumPy) of signature `fn` on checked input `arrays`, at most ROWS_PER_CALL
+        rows per call when every input is batched along a first dimension of one size."""
+        sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
+        batched = len(sizes) == 1 and None not in sizes and all(
+            spec.shape.rank and spec.shape[0] is None
+            for spec in fn.structured_input_signature[1].values())
+        total = sizes.pop() if batched else 0
+        if not batched or total <= ROWS_PER_CALL:
+            return {k: v.numpy() for k, v in fn(**{n: tf.constant(a) for n, a in arrays.items()}).items()}
+        parts = [self.run(fn, {n: a[i:i + ROWS_PER_CALL] for n, a in arrays.items()})
+                 for i in range(0, total, ROWS_PER_CALL)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
 
 def read_signature_defs(path):
     """SignatureDefs of the 'serve' MetaGraph in saved_model.pb, as TF Serving prints them."""
@@ -46,36 +66,66 @@ def read_signature_defs(path):
             for k, v in graph.signature_def.items() if not k.startswith("__")}
 
 
-class ModelRepository:
-    """The latest version of each named model, reloaded when a newer one appears."""
+def _stamp(path):
+    """What changes when a version dir's files are written: its entries' sizes and times."""
+    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                        for p in Path(path).rglob("*") if p.is_file()))
 
-    def __init__(self, models, poll_seconds=1.0):
+
+class ModelRepository:
+    """The newest loadable version of each named model, reloaded when a newer one appears."""
+
+    def __init__(self, models, poll_seconds=1.0, log=None):
         self.base_paths = {name: Path(p) for name, p in models.items()}
         self.poll_seconds = poll_seconds
+        self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
         self._loaded = {}
+        self._broken = {}  # (name, version) -> the files' stamp when loading failed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.refresh()
+        for name in self.names():
+            if name not in self._loaded:
+                self.log(f"warning: model {name!r} has no loadable version under "
+                         f"{self.base_paths[name]} yet; serving it once one appears")
+
+    def _load(self, name, version):
+        """The loaded version, or None (warned once per version and content) if it fails."""
+        path = self.base_paths[name] / str(version)
+        stamp = _stamp(path)
+        if self._broken.get((name, version)) == stamp:
+            return None
+        try:
+            return LoadedVersion(name, version, path, tf.saved_model.load(str(path)),
+                                 read_signature_defs(path))
+        except Exception as e:  # an empty, half-copied or foreign dir must not stop serving
+            self._broken[(name, version)] = stamp
+            first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.log(f"warning: skipping {name} version {version} ({path}): it does not load "
+                     f"({first_line})")
+            return None
 
     def refresh(self):
-        """Load any model whose newest version on disk is not the one served."""
+        """Serve the newest loadable version of each model, if it is not the one served."""
         for name, base in self.base_paths.items():
-            found = versions(base)
-            current = self._loaded.get(name)
-            if found and (current is None or current.version != found[-1]):
-                path = base / str(found[-1])
-                loaded = LoadedVersion(name, found[-1], path, tf.saved_model.load(str(path)),
-                                       read_signature_defs(path))
-                with self._lock:
-                    self._loaded[name] = loaded
+            current, found = self._loaded.get(name), versions(base)
+            keep = current is not None and current.version in found  # else: it was deleted
+            for version in reversed(found):
+                if keep and version <= current.version:
+                    break
+                loaded = self._load(name, version)
+                if loaded is not None:
+                    with self._lock:
+                        self._loaded[name] = loaded
+                    break
 
     def start_polling(self):
         def poll():
             while not self._stop.wait(self.poll_seconds):
                 try:
                     self.refresh()
-                except Exception as e:  # a half-copied version must not kill the poller
-                    print(f"warning: could not load a new version: {e}")
+                except Exception as e:  # e.g. the base path vanished; keep serving what we have
+                    self.log(f"warning: could not look for new versions: {e}")
 
         thread = threading.Thread(target=poll, daemon=True, name="version-poller")
         thread.start()

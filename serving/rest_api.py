@@ -8,13 +8,16 @@ Responses and errors follow TF Serving: {"predictions": ...} / {"outputs": ...},
 {"error": "..."} with 400 (bad request) or 404 (unknown model or version).
 """
 
+import gc
 import json
 import re
+import threading
 
 import tensorflow as tf
 from werkzeug.wrappers import Request, Response
 
-from serving.json_tensors import BadRequest, format_outputs, to_array
+from serving.inputs import BadRequest
+from serving.json_tensors import format_outputs, parse_body, to_array
 from serving.repository import NotFound
 
 PATH_RE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
@@ -26,8 +29,11 @@ def _rows(instances, specs):
         raise BadRequest("'instances' must be a non-empty list")
     if len(specs) == 1:
         (name,) = specs
-        values = [i[name] if isinstance(i, dict) and set(i) == {name} else i for i in instances]
-        return {name: values}
+        for instance in instances:
+            if isinstance(instance, dict) and set(instance) != {name}:
+                raise BadRequest(f"An instance object must have exactly the input '{name}'; got "
+                                 f"the keys {sorted(instance)[:5]}")
+        return {name: [i[name] if isinstance(i, dict) else i for i in instances]}
     columns = {}
     for instance in instances:
         if not isinstance(instance, dict) or set(instance) != set(specs):
@@ -49,6 +55,15 @@ def _columns(inputs, specs):
     return {next(iter(specs)): inputs}
 
 
+def _parse(raw):
+    try:
+        return parse_body(raw)
+    except ValueError as e:
+        raise BadRequest(f"JSON Parse error: {e}") from None
+    except RecursionError:
+        raise BadRequest("JSON Parse error: nested too deeply") from None
+
+
 def predict(loaded, body):
     """TF Serving's predict response for a parsed JSON `body`."""
     if not isinstance(body, dict):
@@ -57,6 +72,8 @@ def predict(loaded, body):
         raise BadRequest("The request must have exactly one of 'instances' (row format) or "
                          "'inputs' (columnar format)")
     signature_name = body.get("signature_name", "serving_default")
+    if not isinstance(signature_name, str):
+        raise BadRequest(f"'signature_name' must be a string, got {json.dumps(signature_name)[:40]}")
     try:
         fn = loaded.signature(signature_name)
     except KeyError as e:
@@ -64,13 +81,13 @@ def predict(loaded, body):
     specs = fn.structured_input_signature[1]
     row_format = "instances" in body
     values = _rows(body["instances"], specs) if row_format else _columns(body["inputs"], specs)
-    tensors = {name: tf.constant(to_array(name, values[name], spec)) for name, spec in specs.items()}
+    arrays = {name: to_array(name, values[name], spec) for name, spec in specs.items()}
     if row_format:
-        sizes = {t.shape[0] if t.shape.rank else None for t in tensors.values()}
+        sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
         if len(sizes) != 1:
             raise BadRequest("All inputs must have the same number of instances")
     try:
-        outputs = {k: v.numpy() for k, v in fn(**tensors).items()}
+        outputs = loaded.run(fn, arrays)
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
         raise BadRequest(str(e).splitlines()[0]) from None
     return format_outputs(outputs, row_format)
@@ -90,9 +107,13 @@ def metadata(loaded):
 class RestApp:
     """WSGI application serving a ModelRepository over TF Serving's REST API."""
 
-    def __init__(self, repository, max_body_bytes=16 * 1024 * 1024):
+    def __init__(self, repository, max_body_bytes=16 * 1024 * 1024, large_body_bytes=2**20):
         self.repository = repository
         self.max_body_bytes = max_body_bytes
+        # JSON decodes to Python objects many times its size (a 15 MB body to about 300 MB),
+        # so bodies over large_body_bytes are decoded and run one at a time.
+        self.large_body_bytes = large_body_bytes
+        self._large = threading.Semaphore(1)
 
     def handle(self, request):
         match = PATH_RE.match(request.path)
@@ -108,11 +129,16 @@ class RestApp:
             raw = request.stream.read(self.max_body_bytes + 1)
             if len(raw) > self.max_body_bytes:
                 return 413, {"error": f"Request body exceeds {self.max_body_bytes} bytes"}
-            try:
-                body = json.loads(raw)
-            except ValueError as e:
-                raise BadRequest(f"JSON Parse error: {e}") from None
-            return predict(loaded, body)
+            if len(raw) <= self.large_body_bytes:
+                return predict(loaded, _parse(raw))
+            with self._large:
+                # Millions of new lists would set off full garbage collections, each holding
+                # the GIL for up to a second; the lists die by reference count anyway.
+                gc.disable()
+                try:
+                    return predict(loaded, _parse(raw))
+                finally:
+                    gc.enable()
         if request.method == "POST" and match["verb"] in ("classify", "regress"):
             raise BadRequest(f":{match['verb']} is not supported by this stand-in; use :predict")
         raise BadRequest(f"Malformed request: {request.method} {request.path}")

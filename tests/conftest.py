@@ -1,11 +1,17 @@
-"""Shared test fixtures: small real-data configs and a quiet TensorFlow."""
+"""Shared test fixtures: small real-data configs, a served model, the CLI in-process, and a
+quiet TensorFlow."""
 
+import argparse
 import os
+import socket
+import threading
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
+from training.cli import main  # noqa: E402
 from training.config import load_config  # noqa: E402
 
 # Small but real: a narrow ResNet on a few hundred Fashion-MNIST images.
@@ -24,3 +30,67 @@ def smoke_config(tmp_path):
             f"run_dir={tmp_path / 'run'}", f"export.dir={tmp_path / 'export'}", *overrides])
 
     return make
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def export_fashion(export_dir):
+    """An (untrained, seeded) Fashion-MNIST classifier exported the way `train` does."""
+    import keras
+
+    from training.registry import get_app
+    from training.run import export_model
+
+    config = load_config("image_classification", None, [
+        f"export.dir={export_dir}", "export.name=fashion", "model.width_multiplier=0.25"])
+    app = get_app("image_classification")(config)
+    keras.utils.set_random_seed(0)
+    model = app.build_model()
+    return model, export_model(app, model, config)
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """A running stand-in (REST + gRPC) on free loopback ports, polling every 0.1 s, closing
+    idle connections after 2 s."""
+    from serving.flags import add_flags
+    from serving.server import make_server_from_flags
+
+    export_dir = tmp_path_factory.mktemp("export")
+    model, version_dir = export_fashion(export_dir)
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    args = parser.parse_args([f"--model_config_file={export_dir / 'models.config'}",
+                              "--rest_api_port=0", "--port=0", "--rest_api_timeout_in_ms=2000",
+                              "--file_system_poll_wait_seconds=0.1", "--max_body_bytes=100000"])
+    server, grpc_server, repository = make_server_from_flags(args)
+    repository.start_polling()
+    grpc_server.start()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{server.server_port}", "grpc": f"127.0.0.1:{args.port}",
+           "rest_port": server.server_port, "grpc_port": args.port,
+           "model": model, "export_dir": export_dir, "version_dir": version_dir}
+    server.shutdown()
+    grpc_server.stop(grace=None)
+    repository.stop()
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run the command line in this process: (returncode, stdout, stderr)."""
+    def run(*args, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse's own --help and usage errors
+            code = e.code
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return run

@@ -7,29 +7,10 @@ call; `kat` itself runs once, in a subprocess.
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
-import pytest
 import yaml
 
-from training.cli import main
-
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    def run(*args, cwd=None):
-        if cwd is not None:
-            monkeypatch.chdir(cwd)
-        try:
-            code = main(list(args))
-        except SystemExit as e:  # argparse's own --help and usage errors
-            code = e.code
-        out, err = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
-
-    return run
 
 
 def test_app_help_lists_its_own_keys_with_its_real_defaults(cli):

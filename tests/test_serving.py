@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,57 +18,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import export_fashion, free_port  # noqa: E402
 
-from serving.flags import add_flags
-from serving.json_tensors import BadRequest, to_array
+from serving.inputs import BadRequest
+from serving.json_tensors import to_array
 from serving.layout import parse_model_config_file
-from serving.server import make_server_from_flags
+from serving.repository import ModelRepository
 from training.config import load_config
 from training.registry import get_app
-from training.run import export_model
 
 GOLDEN = Path(__file__).parent / "golden"
 IMAGES = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _export(export_dir):
-    """An (untrained, seeded) Fashion-MNIST classifier exported the way `train` does."""
-    config = load_config("image_classification", None, [
-        f"export.dir={export_dir}", "export.name=fashion", "model.width_multiplier=0.25"])
-    app = get_app("image_classification")(config)
-    keras.utils.set_random_seed(0)
-    model = app.build_model()
-    return model, export_model(app, model, config)
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A running stand-in (REST + gRPC) on free loopback ports, polling every 0.1 s."""
-    export_dir = tmp_path_factory.mktemp("export")
-    model, version_dir = _export(export_dir)
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    add_flags(parser)
-    args = parser.parse_args([f"--model_config_file={export_dir / 'models.config'}",
-                              "--rest_api_port=0", "--port=0",
-                              "--file_system_poll_wait_seconds=0.1", "--max_body_bytes=100000"])
-    server, grpc_server, repository = make_server_from_flags(args)
-    repository.start_polling()
-    grpc_server.start()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield {"url": f"http://127.0.0.1:{server.server_port}", "grpc": f"127.0.0.1:{args.port}",
-           "model": model, "export_dir": export_dir, "version_dir": version_dir}
-    server.shutdown()
-    grpc_server.stop(grace=None)
-    repository.stop()
 
 
 def _call(url, body=None, raw=None, method=None):
@@ -159,7 +120,7 @@ def test_grpc_gives_the_rest_answer(served, tmp_path):
 
 
 def test_new_version_is_served_without_restart(served):
-    _, version_dir = _export(served["export_dir"])
+    _, version_dir = export_fashion(served["export_dir"])
     assert version_dir.name == "2"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -200,7 +161,7 @@ def test_saved_model_cli_runs_on_a_saved_npy(served, tmp_path):
 
 
 def test_serve_and_predict_commands_end_to_end(served, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     server = subprocess.Popen(
         [sys.executable, "-m", "training", "serve", "--model_name=fashion",
@@ -242,3 +203,104 @@ def test_failed_export_leaves_nothing_behind(tmp_path):
         export_saved_model(model, ServingSignature([tf.TensorSpec([None, 2], tf.float32, name="x")],
                                                    broken), tmp_path, "m")
     assert versions(tmp_path / "m") == [] and list((tmp_path / "m").iterdir()) == []
+
+
+def test_idle_and_half_open_connections_cost_no_thread_and_are_closed(served):
+    """500 half-open sockets once held 519 threads for over a minute."""
+    before = threading.active_count()
+    sockets = []
+    for _ in range(100):
+        s = socket.create_connection(("127.0.0.1", served["rest_port"]), timeout=10)
+        s.sendall(b"POST /v1/models/fashion:predict HTTP/1.1\r\nHost: x\r\n")  # never finished
+        sockets.append(s)
+    time.sleep(0.5)
+    assert threading.active_count() - before < 10
+    ok = _call(f"{served['url']}/v1/models/fashion:predict", {"instances": IMAGES[:1].tolist()})
+    assert ok[0] == 200  # answered meanwhile
+    time.sleep(2 + 1.5)  # --rest_api_timeout_in_ms=2000, checked every 0.5 s
+    closed = 0
+    for s in sockets:
+        try:
+            closed += s.recv(1) == b""
+        except (ConnectionResetError, socket.timeout):
+            pass
+        s.close()
+    assert closed == len(sockets)
+
+
+def test_a_large_request_runs_in_slices_with_the_same_answer(served):
+    from serving.repository import ROWS_PER_CALL
+
+    images = np.random.default_rng(1).integers(0, 256, (ROWS_PER_CALL * 2 + 7, 28, 28, 1), np.uint8)
+    loaded = ModelRepository({"fashion": served["export_dir"] / "fashion"}).get("fashion")
+    fn = loaded.signature("serving_default")
+    sliced = loaded.run(fn, {"image": images})
+    whole = fn(image=tf.constant(images))
+    assert sliced["probabilities"].shape == (len(images), 10)
+    assert np.allclose(sliced["probabilities"], whole["probabilities"].numpy(), atol=1e-6)
+    assert list(sliced["class_id"]) == list(whole["class_id"].numpy())
+
+
+def test_a_broken_newest_version_is_skipped_at_start_up_with_one_warning(served, tmp_path):
+    base = tmp_path / "fashion"
+    shutil.copytree(served["version_dir"], base / "1")
+    (base / "9").mkdir()  # an empty dir, as a copy that has not started
+    warnings = []
+    repository = ModelRepository({"fashion": base}, log=warnings.append)
+    assert repository.get("fashion").version == 1
+    for _ in range(3):  # the poller looks again and again
+        repository.refresh()
+    assert len(warnings) == 1 and "skipping fashion version 9" in warnings[0]
+    shutil.rmtree(base / "9")
+    shutil.copytree(served["version_dir"], base / "9")  # the copy completes
+    repository.refresh()
+    assert repository.get("fashion").version == 9 and len(warnings) == 1
+
+
+def test_export_is_readable_by_others_refuses_paths_and_cleans_up_after_a_killed_one(tmp_path):
+    from serving.layout import versions
+    from training.app import ServingSignature
+    from training.errors import ExportError
+    from training.export import export_saved_model
+
+    model = keras.Sequential([keras.Input((2,), name="x"), keras.layers.Dense(1)])
+    signature = ServingSignature([tf.TensorSpec([None, 2], tf.float32, name="x")],
+                                 lambda x: {"y": model(x)})
+    with pytest.raises(ExportError, match="must be a plain name"):
+        export_saved_model(model, signature, tmp_path / "export", "..")
+    assert not (tmp_path / "export").exists() or list((tmp_path / "export").iterdir()) == []
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    abandoned = tmp_path / "export" / "m" / f".tmp-1-{dead.pid}-abcd1234"
+    abandoned.mkdir(parents=True)  # what an export killed mid-write leaves
+    live = tmp_path / "export" / "m" / f".tmp-1-{os.getpid()}-abcd1234"
+    live.mkdir()  # an export still running in another thread of a live process
+    old_umask = os.umask(0o022)
+    try:
+        version_dir = export_saved_model(model, signature, tmp_path / "export", "m")
+    finally:
+        os.umask(old_umask)
+    assert versions(tmp_path / "export" / "m") == [1] and not abandoned.exists() and live.exists()
+    for path in [version_dir, *version_dir.rglob("*")]:
+        assert path.stat().st_mode & 0o005 == 0o005 if path.is_dir() else path.stat().st_mode & 0o004, path
+
+
+def test_a_request_trickled_a_byte_at_a_time_is_cut_off(served):
+    """Slowloris: each byte counts as activity, so the idle timeout alone never fires."""
+    s = socket.create_connection(("127.0.0.1", served["rest_port"]), timeout=1)
+    header = b"POST /v1/models/fashion:predict HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 100
+    start = time.time()
+    cut_off = None
+    for byte in header:
+        try:
+            s.sendall(bytes([byte]))
+            if s.recv(1) == b"":
+                cut_off = time.time() - start
+                break
+        except socket.timeout:
+            continue  # still open; the recv waited the 1 s between bytes
+        except (BrokenPipeError, ConnectionResetError):
+            cut_off = time.time() - start
+            break
+    s.close()
+    assert cut_off is not None and cut_off < 2 + 2  # --rest_api_timeout_in_ms=2000, checked every 0.5 s

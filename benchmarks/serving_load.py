@@ -1,0 +1,224 @@
+"""Load test of the local TF Serving stand-in: small requests while big ones and slow sockets
+press on it.
+
+Starts `python -m training serve` on an exported Fashion-MNIST classifier, then for
+--seconds runs at once: --clients threads sending one-image requests back to back,
+--large-clients threads sending requests of about --large-mb MB, and --slow-sockets
+connections that trickle a request's headers a byte at a time. Reports the small requests'
+throughput, p50/p99 latency and errors, the longest wait between two answered small
+requests, and the server's peak memory (VmHWM).
+
+    python benchmarks/serving_load.py [--export-dir DIR] [--seconds 30]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def export_model(export_dir):
+    """An untrained Fashion-MNIST ResNet exported as `train` does (the network is what loads
+    the server; its weights do not matter here)."""
+    sys.path.insert(0, str(ROOT))
+    import keras
+
+    from training.config import load_config
+    from training.registry import get_app
+    from training.run import export_model as export
+
+    config = load_config("image_classification", None, [f"export.dir={export_dir}",
+                                                        "export.name=fashion"])
+    app = get_app("image_classification")(config)
+    keras.utils.set_random_seed(0)
+    export(app, app.build_model(), config)
+    return Path(export_dir) / "fashion"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, process, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {process.stdout.read()}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/v1/models/fashion")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("the server did not come up")
+
+
+def peak_rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Small(threading.Thread):
+    """Back-to-back requests of `body` on a keep-alive connection."""
+
+    def __init__(self, port, stop, body):
+        super().__init__(daemon=True)
+        self.port, self.stop, self.body = port, stop, body
+        self.latencies, self.errors, self.answered_at = [], [], []
+
+    def run(self):
+        conn = None
+        while not self.stop.is_set():
+            start = time.perf_counter()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                conn.request("POST", "/v1/models/fashion:predict", self.body,
+                             {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                payload = response.read()
+                if response.status != 200:
+                    self.errors.append(f"{response.status} {payload[:100]!r}")
+                    continue
+                self.latencies.append(time.perf_counter() - start)
+                self.answered_at.append(time.time())
+            except OSError as e:
+                self.errors.append(f"{type(e).__name__}: {e}")
+                conn = None
+
+
+def slow_sockets(port, count, stop, closed):
+    """`count` connections sending a request's headers one byte per second."""
+    sockets = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.setblocking(False)
+        sockets.append(s)
+    header = b"POST /v1/models/fashion:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+    position = 0
+    while not stop.wait(1.0):
+        for s in list(sockets):
+            try:
+                s.send(header[position % len(header):position % len(header) + 1])
+            except OSError:
+                sockets.remove(s)
+                closed.append(s)
+        position += 1
+    for s in sockets:
+        s.close()
+
+
+def percentile(values, q):
+    return float(np.percentile(values, q) * 1000) if values else float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--export-dir", help="a model base path (<dir>/<version>/); default: export one")
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--large-clients", type=int, default=3)
+    parser.add_argument("--large-mb", type=float, default=15)
+    parser.add_argument("--slow-sockets", type=int, default=200)
+    parser.add_argument("--timeout-ms", type=int, default=30000,
+                        help="the server's --rest_api_timeout_in_ms (TF Serving's default: 30000)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+
+    base = Path(args.export_dir) if args.export_dir else export_model(tempfile.mkdtemp(prefix="kat-load-"))
+    port = free_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "training", "serve", "--model_name=fashion",
+         f"--model_base_path={base}", f"--rest_api_port={port}", "--port=-1",
+         f"--rest_api_timeout_in_ms={args.timeout_ms}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_ready(port, server)
+        idle_mb = rss_mb(server.pid)
+        rng = np.random.default_rng(0)
+        small_body = json.dumps({"instances": rng.integers(0, 256, (1, 28, 28, 1)).tolist()})
+        per_image = len(json.dumps(rng.integers(0, 256, (1, 28, 28, 1)).tolist()))
+        count = int(args.large_mb * 1e6 / per_image)
+        large_body = json.dumps({"instances": rng.integers(0, 256, (count, 28, 28, 1)).tolist()})
+        stop = threading.Event()
+        small = [Small(port, stop, small_body) for _ in range(args.clients)]
+        large = [Small(port, stop, large_body) for _ in range(args.large_clients)]
+        closed = []
+        slow = threading.Thread(target=slow_sockets, args=(port, args.slow_sockets, stop, closed),
+                                daemon=True)
+        slow.start()
+        time.sleep(1)  # the slow sockets are connected first
+        threads_before = len(os.listdir(f"/proc/{server.pid}/task"))
+        start = time.time()
+        for t in small + large:
+            t.start()
+        threads_peak = threads_before
+        while time.time() - start < args.seconds:
+            time.sleep(0.5)
+            threads_peak = max(threads_peak, len(os.listdir(f"/proc/{server.pid}/task")))
+        stop.set()
+        for t in small + large:
+            t.join(timeout=120)
+        elapsed = time.time() - start
+        latencies = [x for t in small for x in t.latencies]
+        answered = sorted(x for t in small for x in t.answered_at)
+        gaps = np.diff(answered) if len(answered) > 1 else [args.seconds]
+        results = {
+            "seconds": round(elapsed, 1),
+            "small_requests": len(latencies),
+            "small_per_second": round(len(latencies) / elapsed, 1),
+            "small_p50_ms": round(percentile(latencies, 50), 1),
+            "small_p99_ms": round(percentile(latencies, 99), 1),
+            "small_errors": sum(len(t.errors) for t in small),
+            "first_small_answer_after_s": round(answered[0] - start, 2) if answered else None,
+            "longest_gap_between_small_answers_s": round(float(max(gaps)), 2),
+            "last_small_answer_before_end_s": round(start + args.seconds - answered[-1], 2)
+            if answered else None,
+            "large_request_mb": round(len(large_body) / 1e6, 1),
+            "large_images_per_request": count,
+            "large_requests": sum(len(t.latencies) for t in large),
+            "large_p50_s": round(percentile([x for t in large for x in t.latencies], 50) / 1000, 2),
+            "large_errors": sum(len(t.errors) for t in large),
+            "slow_sockets": args.slow_sockets,
+            "timeout_ms": args.timeout_ms,
+            "slow_sockets_closed_by_server": len(closed),
+            "server_threads_before_load": threads_before,
+            "server_threads_peak": threads_peak,
+            "server_idle_rss_mb": round(idle_mb),
+            "server_peak_rss_mb": round(peak_rss_mb(server.pid)),
+            "first_errors": [e for t in small + large for e in t.errors][:3],
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
