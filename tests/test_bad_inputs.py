@@ -1,0 +1,298 @@
+"""What a careless or hostile user can send: bad config values and files, bad data, bad run
+dirs, bad serving requests. Each is refused with one line that names the fix: exit code 2 on
+the command line (no traceback), HTTP 400 with {"error": ...}, or gRPC INVALID_ARGUMENT.
+
+Config cases fail when the config loads, before any data is read, so they cost milliseconds.
+"""
+
+import fcntl
+import gzip
+import json
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import SMOKE
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from training.run_dir import LOCK_FILE
+
+IDX = Path("/usr/share/datasets/fashion-mnist")
+
+
+def one_line_error(result, *expected):
+    """Exit 2 and one `error: ...` line naming what is wrong, no traceback."""
+    assert result.returncode == 2, (result.stdout[-1500:], result.stderr[-1500:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-1500:]
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+# (id, app, --set overrides, text the message must hold)
+CONFIG_CASES = [
+    ("epochs_zero", "image_classification", ["epochs=0"], "'epochs' must be >= 1"),
+    ("epochs_negative", "image_classification", ["epochs=-1"], "'epochs' must be >= 1"),
+    ("epochs_not_a_number", "image_classification", ["epochs=abc"], "'epochs' must be int"),
+    ("batch_size_zero", "image_classification", ["batch_size=0"], "'batch_size' must be >= 1"),
+    ("learning_rate_negative", "image_classification", ["optimizer.learning_rate=-1"],
+     "'optimizer.learning_rate' must be > 0"),
+    ("learning_rate_zero", "sequence_modeling", ["optimizer.learning_rate=0"],
+     "'optimizer.learning_rate' must be > 0"),
+    ("momentum_one", "image_classification", ["optimizer.momentum=1"], "must be >= 0, < 1"),
+    ("clipnorm_zero", "image_classification", ["optimizer.clipnorm=0"], "'optimizer.clipnorm' must be > 0"),
+    ("steps_per_execution_zero", "image_classification", ["runtime.steps_per_execution=0"],
+     "'runtime.steps_per_execution' must be >= 1"),
+    ("verbose_three", "image_classification", ["runtime.verbose=3"], "must be >= 0, <= 2"),
+    ("save_freq_word", "image_classification", ["callbacks.save_freq=abc"],
+     "'callbacks.save_freq' must be 'epoch' or a whole number of steps"),
+    ("save_freq_zero", "image_classification", ["callbacks.save_freq=0"], "'callbacks.save_freq'"),
+    ("patience_negative", "image_classification", ["callbacks.early_stopping_patience=-2"], ">= 0"),
+    ("arch_unknown", "image_classification", ["model.arch=nope"], "must be one of: mobilenet"),
+    ("width_zero", "image_classification", ["model.width_multiplier=0"], "must be > 0"),
+    ("dropout_one", "image_classification", ["model.dropout=1"], "'model.dropout' must be >= 0, < 1"),
+    ("validation_split_one", "image_classification", ["data.validation_split=1"],
+     "'data.validation_split' must be >= 0, < 1"),
+    ("limit_zero", "image_classification", ["data.limit=0"], "'data.limit' must be >= 1"),
+    ("seed_negative", "image_classification", ["seed=-1"], "'seed' must be >= 0"),
+    ("strategy_unknown", "image_classification", ["strategy=gpus"], "must be one of: auto"),
+    ("unknown_key", "image_classification", ["model.archh=resnet18"], "Unknown config key 'model.archh'"),
+    ("section_as_value", "image_classification", ["model=3"], "'model' must be a mapping"),
+    ("export_name_dotdot", "image_classification", ["export.name=.."], "must be a plain name"),
+    ("export_name_path", "image_classification", ["export.name=a/b"], "must be a plain name"),
+    ("export_dir_empty", "image_classification", ["export.dir="], "'export.dir' must not be empty"),
+    ("cell_unknown", "sequence_modeling", ["model.cell=transformer"],
+     "must be one of: simple_rnn, gru, lstm"),
+    ("units_zero", "sequence_modeling", ["model.units=0"], "'model.units' must be >= 1"),
+    ("hidden_empty", "unsupervised_pretraining", ["model.hidden=[]"], "must name at least one RBM"),
+    ("hidden_zero_units", "unsupervised_pretraining", ["model.hidden=[500,0]"], "must be >= 1"),
+    ("pcd_with_momentum_0.9", "unsupervised_pretraining", ["pretrain.persistent=true"],
+     "persistent CD diverges with momentum above 0.5"),
+    ("cd_k_zero", "unsupervised_pretraining", ["pretrain.cd_k=0"], "'pretrain.cd_k' must be >= 1"),
+    ("set_without_equals", "image_classification", ["epochs"], "--set expects key=value"),
+]
+
+
+@pytest.mark.parametrize("case_id, app, overrides, expected", CONFIG_CASES,
+                         ids=[c[0] for c in CONFIG_CASES])
+def test_bad_config_value_is_one_line_before_any_data_is_read(cli, tmp_path, case_id, app,
+                                                              overrides, expected):
+    run_dir = tmp_path / "run"
+    args = ["train", "--app", app, "--set", f"run_dir={run_dir}", "--set", f"export.dir={tmp_path}",
+            "--set", "data.limit=32", "--set", "runtime.verbose=0"]  # small, should a case train
+    for override in overrides:
+        args += ["--set", override]
+    one_line_error(cli(*args), expected)
+    assert not run_dir.exists()  # refused before anything was created
+
+
+@pytest.mark.parametrize("case_id, content, expected", [
+    ("missing", None, "Config file not found"),
+    ("invalid_yaml", b"epochs: [3", "is not valid YAML at line 1"),
+    ("not_utf8", b"\xff\xfe\x00epochs", "cannot be read"),
+    ("a_directory", "dir", "cannot be read: Is a directory"),
+    ("names_no_app", b"epochs: 3\n", "Name the app: --app NAME"),
+    ("names_unknown_app", b"app: nope\n", "Unknown app 'nope'"),
+    ("a_list", b"- epochs\n", "Name the app"),
+], ids=lambda c: c if isinstance(c, str) and " " not in c else None)
+def test_bad_config_file_is_one_line(cli, tmp_path, case_id, content, expected):
+    path = tmp_path / "config.yaml"
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    one_line_error(cli("train", "--config", str(path)), expected)
+
+
+def _train(cli, tmp_path, *overrides):
+    args = ["train", "--app", "image_classification"]
+    for override in [*SMOKE, f"export.dir={tmp_path / 'export'}", *overrides]:
+        args += ["--set", override]
+    return cli(*args)
+
+
+def test_unknown_app(cli):
+    one_line_error(cli("train", "--app", "nope"), "Unknown app 'nope'")
+
+
+def test_run_dir_that_is_a_file(cli, tmp_path):
+    (tmp_path / "run").write_text("not a dir")
+    one_line_error(_train(cli, tmp_path, f"run_dir={tmp_path / 'run'}"), "is a file")
+
+
+def test_run_dir_on_a_read_only_file_system(cli, tmp_path):
+    # /sys refuses new directories even to root, where chmod would not stop root.
+    one_line_error(_train(cli, tmp_path, "run_dir=/sys/kat_run"), "Cannot write run_dir /sys/kat_run")
+
+
+def test_finished_run_is_never_modified(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"test": {}}')
+    (run_dir / "model.keras").write_bytes(b"the trained model")
+    line = one_line_error(_train(cli, tmp_path, f"run_dir={run_dir}"), "holds a finished run",
+                          f"evaluate --run {run_dir}")
+    assert "new --set run_dir" in line
+    assert (run_dir / "metrics.json").read_text() == '{"test": {}}'
+    assert (run_dir / "model.keras").read_bytes() == b"the trained model"
+
+
+def test_second_process_on_a_run_dir_exits_at_once(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with open(run_dir / LOCK_FILE, "a+") as held:  # another process training there
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242 on trainer-7\n")
+        held.flush()
+        one_line_error(_train(cli, tmp_path, f"run_dir={run_dir}"), "is in use by pid 4242 on trainer-7")
+    assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_FILE]  # nothing written
+
+
+def test_wrong_data_dir_is_an_error_not_a_fallback(cli, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    one_line_error(_train(cli, tmp_path, f"run_dir={run_dir}", "data.dir=no_such_dir"),
+                   "data.dir=no_such_dir is not a directory")
+    assert not run_dir.exists()  # a failed start leaves no empty run dir behind
+    monkeypatch.setenv("KAT_DATA_DIR", str(tmp_path / "junk"))
+    one_line_error(_train(cli, tmp_path, f"run_dir={run_dir}"), f"KAT_DATA_DIR={tmp_path / 'junk'}")
+
+
+def _broken_idx_dir(tmp_path, damage):
+    data = tmp_path / "idx"
+    data.mkdir()
+    for path in IDX.iterdir():
+        (data / path.name).symlink_to(path)
+    target = next(p for p in data.iterdir() if p.name.startswith("t10k-images"))
+    target.unlink()
+    shutil.copy(next(IDX.glob("t10k-images*")), target)
+    damage(target)
+    return data
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _wrong_magic(path):
+    raw = bytearray(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
+    raw[2] = 0x42
+    path.write_bytes(gzip.compress(bytes(raw)) if path.suffix == ".gz" else bytes(raw))
+
+
+def _unpacked_and_truncated(path):
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    path.unlink()
+    path.with_suffix("").write_bytes(raw[:1000])
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (_truncate, "cannot be read"),  # a .gz cut short
+    (_wrong_magic, "is not an IDX file (bad magic number)"),
+    (_unpacked_and_truncated, "is truncated: its header says (10000, 28, 28)"),
+], ids=["truncated_gz", "wrong_magic", "truncated_idx"])
+def test_damaged_idx_files(cli, tmp_path, damage, expected):
+    data = _broken_idx_dir(tmp_path, damage)
+    one_line_error(_train(cli, tmp_path, f"run_dir={tmp_path / 'run'}", f"data.dir={data}"), expected,
+                   "replace it with a complete copy")
+
+
+def test_evaluate_a_dir_that_is_not_a_run(cli, tmp_path):
+    one_line_error(cli("evaluate", "--run", str(tmp_path)), "is not a finished run: config.yaml is missing")
+
+
+def test_truncated_model_keras(cli, tmp_path, smoke_config):
+    from training.config import save_yaml
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_yaml(smoke_config(), run_dir / "config.yaml")
+    (run_dir / "model.keras").write_bytes(b"PK\x03\x04 cut short")
+    one_line_error(cli("evaluate", "--run", str(run_dir)), "model.keras cannot be loaded",
+                   "damaged or was not written completely")
+
+
+def test_export_name_outside_the_export_dir(cli, tmp_path):
+    one_line_error(cli("export", "--run", str(tmp_path), "--name", ".."), "must be a plain name")
+
+
+def test_ports_in_use_are_errors(cli, served):
+    export = served["export_dir"] / "fashion"
+    # The REST port of the running server.
+    one_line_error(cli("serve", f"--model_base_path={export}", f"--rest_api_port={served['rest_port']}",
+                       "--port=-1"), "REST port", "in use")
+    # Its gRPC port: grpc would share it (SO_REUSEPORT) and take half the connections.
+    one_line_error(cli("serve", f"--model_base_path={export}", "--rest_api_port=0",
+                       f"--port={served['grpc_port']}"), "gRPC port", "in use")
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_predict_with_a_missing_file_or_a_text(cli, served, protocol):
+    where = ["--url", served["url"]] if protocol == "rest" else ["--grpc", served["grpc"]]
+    one_line_error(cli("predict", "--model", "fashion", *where, "no/such/shoe.png"),
+                   "No such file: no/such/shoe.png")
+    one_line_error(cli("predict", "--model", "fashion", *where, "a shoe"),
+                   "is not an image or .npy file, and this model takes numbers")
+
+
+def _rest(served, body=None, raw=None):
+    data = raw if raw is not None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{served['url']}/v1/models/fashion:predict", data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+IMAGE = np.zeros((28, 28, 1), np.uint8).tolist()
+
+REST_CASES = [
+    ("nested_40000_deep", None, b"[" * 40000 + b"]" * 40000, "nested too deeply"),
+    ("signature_name_not_a_string", {"instances": [IMAGE], "signature_name": ["a"]}, None,
+     "'signature_name' must be a string"),
+    ("wrong_key_in_instance", {"instances": [{"imag": IMAGE}]}, None,
+     "must have exactly the input 'image'; got the keys ['imag']"),
+    ("booleans_as_pixels", {"instances": [[[[True]] * 28] * 28]}, None,
+     "must be numbers of type uint8 (not booleans)"),
+    ("pixel_300", {"instances": [[[[300]] * 28] * 28]}, None, "must be integers in [0, 255]"),
+    ("pixel_fraction", {"instances": [[[[0.5]] * 28] * 28]}, None, "must be integers in [0, 255]"),
+    ("27_rows", {"instances": [[[[0]] * 28] * 27]}, None, "has shape [1, 27, 28, 1]"),
+    ("ragged", {"instances": [IMAGE, IMAGE[:3]]}, None, "is ragged"),
+    ("instances_not_a_list", {"instances": 5}, None, "'instances' must be a non-empty list"),
+    ("body_not_an_object", [1, 2], None, "must be a JSON object"),
+]
+
+
+@pytest.mark.parametrize("case_id, body, raw, expected", REST_CASES, ids=[c[0] for c in REST_CASES])
+def test_bad_rest_request_is_a_400_with_one_line(served, case_id, body, raw, expected):
+    code, answer = _rest(served, body, raw)
+    assert code == 400 and set(answer) == {"error"}, (code, answer)
+    assert expected in answer["error"] and "\n" not in answer["error"], answer
+
+
+GRPC_CASES = [  # the same checks and messages as REST (one validator)
+    ("int32_300_into_uint8", np.full((1, 28, 28, 1), 300, np.int32), "must be integers in [0, 255]"),
+    ("27_rows", np.zeros((1, 27, 28, 1), np.uint8), "has shape [1, 27, 28, 1]"),
+    ("3_channels", np.zeros((1, 28, 28, 3), np.uint8), "has shape [1, 28, 28, 3]"),
+    ("strings_for_pixels", np.array([[b"a"]], object), "must be numbers of type uint8"),
+    ("booleans_as_pixels", np.ones((1, 28, 28, 1), bool), "(not booleans)"),
+    ("fractions", np.full((1, 28, 28, 1), 0.5, np.float32), "must be integers in [0, 255]"),
+]
+
+
+@pytest.mark.parametrize("case_id, array, expected", GRPC_CASES, ids=[c[0] for c in GRPC_CASES])
+def test_bad_grpc_request_is_invalid_argument(served, case_id, array, expected):
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(served["grpc"]))
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "fashion"
+    request.inputs["image"].CopyFrom(tf.make_tensor_proto(array))
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Predict(request, timeout=60)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert expected in raised.value.details(), raised.value.details()
