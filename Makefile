@@ -76,7 +76,7 @@ lint: $(INSTALLED)
 
 # Every benchmark (or BENCHMARKS="a b"), then benchmarks/RESULTS.md, its charts and the
 # README table (benchmarks/report.py). A failed one fails the target; its row says nan or not run.
-BENCHMARKS ?= input_pipeline hardware_efficiency rbm_vs_sklearn serving_latency \
+BENCHMARKS ?= input_pipeline hardware_efficiency rbm_vs_sklearn serving_latency serving_load \
 	accuracy_vs_time forecast_vs_naive dbn_semi_supervised
 bench: setup $(SERVING_INSTALLED) $(BENCH_INSTALLED)
 	@failed=""; \
