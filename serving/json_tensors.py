@@ -14,7 +14,6 @@ import tensorflow as tf
 
 from serving.inputs import BadRequest, check_array
 
-
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
 
