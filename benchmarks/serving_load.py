@@ -67,16 +67,10 @@ def wait_ready(port, process, timeout=180):
     raise RuntimeError("the server did not come up")
 
 
-def peak_rss_mb(pid):
+def memory_mb(pid, field):
+    """A memory figure of process `pid` from /proc: VmRSS (now) or VmHWM (peak), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def rss_mb(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -157,7 +151,7 @@ def main():
         cwd=harness.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_ready(port, server)
-        idle_mb = rss_mb(server.pid)
+        idle_mb = memory_mb(server.pid, "VmRSS")
         rng = np.random.default_rng(0)
         small_body = json.dumps({"instances": rng.integers(0, 256, (1, 28, 28, 1)).tolist()})
         per_image = len(json.dumps(rng.integers(0, 256, (1, 28, 28, 1)).tolist()))
@@ -208,7 +202,7 @@ def main():
             "server_threads_before_load": threads_before,
             "server_threads_peak": threads_peak,
             "server_idle_rss_mb": round(idle_mb),
-            "server_peak_rss_mb": round(peak_rss_mb(server.pid)),
+            "server_peak_rss_mb": round(memory_mb(server.pid, "VmHWM")),
             "first_errors": [e for t in small + large for e in t.errors][:3],
         }
     finally:

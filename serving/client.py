@@ -16,6 +16,7 @@ import tensorflow as tf
 from serving.json_tensors import format_outputs
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp"}
+FILE_SUFFIXES = IMAGE_SUFFIXES | {".npy"}  # what is read from disk; anything else is a text
 DTYPES = {"DT_UINT8": np.uint8, "DT_FLOAT": np.float32, "DT_INT64": np.int64,
           "DT_INT32": np.int32, "DT_STRING": object, "DT_DOUBLE": np.float64}
 
@@ -49,9 +50,9 @@ def load_example(item, dtype, dims):
     """One example (without the batch dim) from a path or a text (for a string input)."""
     path = Path(item)
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES | {".npy"} and not path.is_file():
+    if suffix in FILE_SUFFIXES and not path.is_file():
         raise ClientError(f"No such file: {item}")
-    if suffix not in IMAGE_SUFFIXES | {".npy"}:
+    if suffix not in FILE_SUFFIXES:
         if dtype is not object:
             raise ClientError(f"{item!r} is not an image or .npy file, and this model takes "
                               f"numbers: pass image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "

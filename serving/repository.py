@@ -6,6 +6,7 @@ that does not load (an empty or half-copied dir) is skipped, at start-up as
 while running, with one warning, and tried again once its files change.
 """
 
+import stat
 import sys
 import threading
 from dataclasses import dataclass
@@ -68,8 +69,12 @@ def read_signature_defs(path):
 
 def _stamp(path):
     """What changes when a version dir's files are written: its entries' sizes and times."""
-    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                        for p in Path(path).rglob("*") if p.is_file()))
+    entries = []
+    for file in Path(path).rglob("*"):
+        info = file.stat()
+        if stat.S_ISREG(info.st_mode):
+            entries.append((str(file.relative_to(path)), info.st_size, info.st_mtime_ns))
+    return tuple(sorted(entries))
 
 
 class ModelRepository:

@@ -22,6 +22,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from serving.layout import model_name_problem
 from training.errors import ConfigError
 from training.registry import get_app
 
@@ -54,8 +55,6 @@ def _not_empty(value):
 
 
 def _model_name(value):
-    from serving.layout import model_name_problem
-
     return model_name_problem(value) if value else None
 
 
@@ -215,9 +214,9 @@ def from_dict(cls, values, prefix="", default=None):
     by default `cls()`), so an app's defaults for a section survive overrides
     of some of its keys.
     """
+    section_name = prefix.rstrip(".") or "<root>"
     if not isinstance(values, dict):
-        section = prefix.rstrip(".") or "<root>"
-        raise ConfigError(f"Config section '{section}' must be a mapping of its keys (e.g. "
+        raise ConfigError(f"Config section '{section_name}' must be a mapping of its keys (e.g. "
                           f"--set {prefix or ''}KEY=VALUE), got {values!r}")
     default = cls() if default is None else default
     hints = typing.get_type_hints(cls)
@@ -242,7 +241,7 @@ def from_dict(cls, values, prefix="", default=None):
     section = cls(**kwargs)
     problem = section.check() if hasattr(section, "check") else None
     if problem:
-        raise ConfigError(f"Config section '{prefix.rstrip('.') or '<root>'}': {problem}")
+        raise ConfigError(f"Config section '{section_name}': {problem}")
     return section
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.datasets import split_range, tfds_info, tfds_labelled
-from training.errors import ConfigError, DataError, DataNotFoundError
+from training.errors import DataError, DataNotFoundError
 
 DATA_DIR_ENV = "KAT_DATA_DIR"
 IDX_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
@@ -103,9 +103,9 @@ def find_idx_dir(name, data_dir=None) -> Optional[Path]:
 
 
 def missing_data_message(name, data_dir):
-    looked = [p for p in (_explicit_dir(data_dir) or IDX_DIRS.get(name),) if p]
+    looked = _explicit_dir(data_dir) or IDX_DIRS.get(name) or "nowhere"
     return (
-        f"Data set {name!r} was not found (looked for IDX files in: {', '.join(looked) or 'nowhere'}; "
+        f"Data set {name!r} was not found (looked for IDX files in: {looked}; "
         "TFDS has no prepared copy and could not download it).\nGet it one of two ways:\n"
         "  1. offline: `sudo apt-get install dataset-fashion-mnist` (installs the IDX files in "
         "/usr/share/datasets/fashion-mnist), or put train-/t10k- IDX files in a directory and pass "
@@ -119,8 +119,6 @@ class ImageSource:
     """One image classification data set, split into train / validation / test."""
 
     def __init__(self, name, data_dir=None, validation_split=0.1, limit=None, download=True):
-        if not 0.0 <= validation_split < 1.0:
-            raise ConfigError(f"data.validation_split must be in [0, 1), got {validation_split}")
         self.name = name
         self.data_dir = _explicit_dir(data_dir)  # IDX files, or else TFDS' data dir
         self.validation_split = validation_split

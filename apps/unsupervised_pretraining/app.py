@@ -21,7 +21,6 @@ from apps.image_classification.app import ImageClassification, ImageDataConfig
 from apps.unsupervised_pretraining import plots
 from apps.unsupervised_pretraining.rbm_training import PCD_MAX_MOMENTUM, fit_rbm
 from training.config import Config, ModelConfig, OptimizerConfig, option
-from training.errors import ConfigError
 
 FEATURE_BATCH = 1024  # batch for computing a layer's features once, before caching
 
@@ -88,11 +87,6 @@ class UnsupervisedPretraining(ImageClassification):
 
     def __init__(self, config):
         super().__init__(config)
-        m = config.model
-        if not m.hidden or min(m.hidden) < 1:
-            raise ConfigError(f"model.hidden must list positive layer sizes, got {m.hidden}")
-        if config.data.labeled is not None and config.data.labeled < 1:
-            raise ConfigError(f"data.labeled must be a positive count, got {config.data.labeled}")
         self.rbms = []
         self.normalizer = None
 
