@@ -110,8 +110,8 @@ class RestApp:
     def __init__(self, repository, max_body_bytes=16 * 1024 * 1024, large_body_bytes=2**20):
         self.repository = repository
         self.max_body_bytes = max_body_bytes
-        # JSON decodes to Python objects many times its size (a 15 MB body to about 300 MB),
-        # so bodies over large_body_bytes are decoded and run one at a time.
+        # JSON decodes to Python objects many times its size, so bodies over
+        # large_body_bytes are decoded and run one at a time.
         self.large_body_bytes = large_body_bytes
         self._large = threading.Semaphore(1)
 
