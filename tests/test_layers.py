@@ -1,5 +1,10 @@
 """The custom layers meet Keras' own layer contract and save/load as .keras."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -87,3 +92,31 @@ def test_bad_inputs_give_clear_errors():
         ResidualBlock(4).build((None, 8, 3))
     with pytest.raises(ValueError, match="width_multiplier"):
         DepthwiseSeparableBlock(4, width_multiplier=0)
+
+
+@pytest.mark.parametrize("size", [28, 7])
+def test_strided_projection_is_the_strided_1x1_conv(size):
+    block = ResidualBlock(16, strides=2)
+    x = np.random.default_rng(2).normal(size=(3, size, size, 8)).astype("float32")
+    block.build(x.shape)
+    strided = keras.layers.Conv2D(16, 1, strides=2, padding="same", use_bias=False)
+    strided.build(x.shape)
+    strided.set_weights(block.shortcut_conv.get_weights())
+    expected = block.shortcut_bn(strided(x), training=False)
+    got = block.shortcut_bn(block.shortcut_conv(x[:, ::2, ::2, :]), training=False)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert block(x).shape == (3, (size + 1) // 2, (size + 1) // 2, 16)
+
+
+def test_training_with_8_channels_and_an_odd_batch_does_not_crash():
+    """TF 2.21's oneDNN gradient of a strided 1x1 conv segfaulted here (a last partial batch
+    of a folder of images); in a subprocess, so a crash fails only this test."""
+    code = ("import numpy as np, keras; from layers import ResidualBlock\n"
+            "m = keras.Sequential([keras.Input((28, 28, 8)), ResidualBlock(16, strides=2),"
+            " keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1)])\n"
+            "m.compile('adam', 'mse')\n"
+            "m.fit(np.ones((33, 28, 28, 8)), np.ones((33, 1)), batch_size=33, epochs=2, verbose=0)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
