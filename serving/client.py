@@ -1,10 +1,13 @@
 """Ask a TF Serving model (REST or gRPC) about files or texts: `python -m training predict`.
 
 Inputs are shaped from the model's own signature: images are decoded with
-the model's channel count and resized to its height and width; `.npy` files
-are sent as they are; anything else is sent as a string.
+the model's channel count and resized to its height and width, or sent as
+their encoded bytes to a signature that takes strings (the image app's
+`image_bytes`: `{"b64": ...}` over REST); `.npy` files are sent as they are;
+anything else is sent as a string.
 """
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -36,6 +39,12 @@ def _http(url, body=None):
         raise ClientError(f"Cannot reach {url} ({e.reason}); is the server running (make serve)?") from None
 
 
+def _signature(signature_defs, name):
+    if name not in signature_defs:
+        raise ClientError(f"The model has no signature {name!r}; it has: {', '.join(sorted(signature_defs))}")
+    return signature_defs[name]
+
+
 def input_spec(signature_def):
     """(name, numpy dtype, shape with -1 for any) of a single-input signature."""
     inputs = signature_def["inputs"]
@@ -52,6 +61,8 @@ def load_example(item, dtype, dims):
     suffix = path.suffix.lower()
     if suffix in FILE_SUFFIXES and not path.is_file():
         raise ClientError(f"No such file: {item}")
+    if suffix in IMAGE_SUFFIXES and dtype is object:  # the server decodes: send the file's bytes
+        return path.read_bytes()
     if suffix not in FILE_SUFFIXES:
         if dtype is not object:
             raise ClientError(f"{item!r} is not an image or .npy file, and this model takes "
@@ -73,20 +84,26 @@ def load_example(item, dtype, dims):
     return np.clip(np.round(image.numpy()), 0, 255).astype(dtype)
 
 
-def rest_signature(url, model):
+def rest_signature(url, model, signature="serving_default"):
     meta = _http(f"{url.rstrip('/')}/v1/models/{model}/metadata")
-    return meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    return _signature(meta["metadata"]["signature_def"]["signature_def"], signature)
 
 
-def rest_predict(url, model, items, version=None):
-    name, dtype, dims = input_spec(rest_signature(url, model))
-    examples = [load_example(i, dtype, dims) for i in items]
-    instances = [e.tolist() if isinstance(e, np.ndarray) else e for e in examples]
+def _json_value(example):
+    if isinstance(example, bytes):
+        return {"b64": base64.b64encode(example).decode()}
+    return example.tolist() if isinstance(example, np.ndarray) else example
+
+
+def rest_predict(url, model, items, version=None, signature="serving_default"):
+    name, dtype, dims = input_spec(rest_signature(url, model, signature))
+    instances = [_json_value(load_example(i, dtype, dims)) for i in items]
     where = f"/versions/{version}" if version else ""
-    return _http(f"{url.rstrip('/')}/v1/models/{model}{where}:predict", {"instances": instances})
+    return _http(f"{url.rstrip('/')}/v1/models/{model}{where}:predict",
+                 {"signature_name": signature, "instances": instances})
 
 
-def grpc_predict(target, model, items, version=None):
+def grpc_predict(target, model, items, version=None, signature="serving_default"):
     """Same request over gRPC with tensorflow-serving-api's PredictionServiceStub."""
     import grpc
     from google.protobuf import json_format
@@ -98,7 +115,7 @@ def grpc_predict(target, model, items, version=None):
     )
 
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
-    spec = model_pb2.ModelSpec(name=model, signature_name="serving_default")
+    spec = model_pb2.ModelSpec(name=model, signature_name=signature)
     if version:
         spec.version.value = int(version)
     meta_request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
@@ -107,10 +124,12 @@ def grpc_predict(target, model, items, version=None):
         meta = stub.GetModelMetadata(meta_request, timeout=60)
         sigmap = get_model_metadata_pb2.SignatureDefMap()
         meta.metadata["signature_def"].Unpack(sigmap)
-        signature = json_format.MessageToDict(sigmap.signature_def["serving_default"],
-                                              preserving_proto_field_name=True)
-        name, dtype, dims = input_spec(signature)
-        batch = np.stack([np.asarray(load_example(i, dtype, dims), dtype=dtype) for i in items])
+        signature_def = json_format.MessageToDict(_signature(sigmap.signature_def, signature),
+                                                  preserving_proto_field_name=True)
+        name, dtype, dims = input_spec(signature_def)
+        examples = [load_example(i, dtype, dims) for i in items]
+        batch = (np.array(examples, dtype=object) if dtype is object
+                 else np.stack([np.asarray(e, dtype=dtype) for e in examples]))
         request = predict_pb2.PredictRequest(model_spec=spec)
         request.inputs[name].CopyFrom(tf.make_tensor_proto(batch))
         response = stub.Predict(request, timeout=60)

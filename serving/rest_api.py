@@ -24,16 +24,22 @@ PATH_RE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)
                      r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?$")
 
 
+def _is_b64(value):
+    return isinstance(value, dict) and set(value) == {"b64"}
+
+
 def _rows(instances, specs):
     if not isinstance(instances, list) or not instances:
         raise BadRequest("'instances' must be a non-empty list")
     if len(specs) == 1:
         (name,) = specs
-        for instance in instances:
-            if isinstance(instance, dict) and set(instance) != {name}:
+        # TF Serving: with one input, an instance is its value; {"b64": ...} is a bytes value.
+        named = [isinstance(i, dict) and not (_is_b64(i) and name != "b64") for i in instances]
+        for instance, is_named in zip(instances, named):
+            if is_named and set(instance) != {name}:
                 raise BadRequest(f"An instance object must have exactly the input '{name}'; got "
                                  f"the keys {sorted(instance)[:5]}")
-        return {name: [i[name] if isinstance(i, dict) else i for i in instances]}
+        return {name: [i[name] if is_named else i for i, is_named in zip(instances, named)]}
     columns = {}
     for instance in instances:
         if not isinstance(instance, dict) or set(instance) != set(specs):
@@ -44,7 +50,7 @@ def _rows(instances, specs):
 
 
 def _columns(inputs, specs):
-    if isinstance(inputs, dict) and not (set(inputs) == {"b64"}):
+    if isinstance(inputs, dict) and not _is_b64(inputs):
         missing = set(specs) - set(inputs)
         extra = set(inputs) - set(specs)
         if missing or extra:

@@ -119,6 +119,34 @@ def test_grpc_gives_the_rest_answer(served, tmp_path):
                        [p["probabilities"] for p in grpc["predictions"]], atol=1e-6)
 
 
+def test_image_bytes_signature_gives_the_array_answer_over_rest_and_grpc(served, tmp_path):
+    from serving.client import grpc_predict, rest_predict
+
+    paths = []
+    for i, image in enumerate(IMAGES):
+        paths.append(tmp_path / f"{i}.png")
+        paths[-1].write_bytes(tf.io.encode_png(image).numpy())
+    expected = served["model"].predict(IMAGES, verbose=0)
+    url = f"{served['url']}/v1/models/fashion:predict"
+    body = {"signature_name": "image_bytes",
+            "instances": [{"b64": base64.b64encode(p.read_bytes()).decode()} for p in paths]}
+    status, answer = _call(url, body)
+    assert status == 200, answer
+    assert np.abs(np.array([p["probabilities"] for p in answer["predictions"]]) - expected).max() <= 1e-6
+    for result in (rest_predict(served["url"], "fashion", [str(p) for p in paths], signature="image_bytes"),
+                   grpc_predict(served["grpc"], "fashion", [str(p) for p in paths], signature="image_bytes")):
+        assert np.abs(np.array([p["probabilities"] for p in result["predictions"]]) - expected).max() <= 1e-6
+
+    # Another size and format is resized inside the model; bytes that are no image are a 400.
+    jpeg = tf.io.encode_jpeg(np.repeat(IMAGES[0], 3, axis=-1)[:20]).numpy()
+    status, answer = _call(url, {"signature_name": "image_bytes",
+                                 "instances": [{"b64": base64.b64encode(jpeg).decode()}]})
+    assert status == 200 and len(answer["predictions"][0]["probabilities"]) == 10
+    status, answer = _call(url, {"signature_name": "image_bytes",
+                                 "instances": [{"b64": base64.b64encode(b"not an image").decode()}]})
+    assert status == 400 and "error" in answer
+
+
 def test_new_version_is_served_without_restart(served):
     _, version_dir = export_fashion(served["export_dir"])
     assert version_dir.name == "2"

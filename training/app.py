@@ -10,7 +10,7 @@ The pipeline calls the hooks in this order, once per run:
         model.compile(**app.compile_args())   # config.optimizer overrides the optimizer
     model.fit(...); model.evaluate(...)
     app.report(model, test_dataset, run_dir)  # optional extra figures and metrics
-    app.serving_signature(model)              # at export
+    app.serving_signature(model)              # at export, with app.extra_signatures(model)
 
 To add a task, subclass `App`, set `name`, `description` and `config_class`,
 implement the three required hooks, and declare the class in your package's
@@ -131,6 +131,11 @@ class App:
         specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype, name=t.name)
                  for t in model.inputs]
         return ServingSignature(specs, lambda *xs: {"outputs": model(list(xs), training=False)})
+
+    def extra_signatures(self, model: keras.Model) -> Dict[str, ServingSignature]:
+        """More signatures exported next to `serving_default`, by name (TF Serving's
+        `signature_name`), e.g. one taking encoded image bytes. Default: none."""
+        return {}
 
     def pretrain(self, run_dir: str, compile_options: dict) -> None:
         """Optional unsupervised stage, run before `build_model` (e.g. a DBN's RBMs).

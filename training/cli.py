@@ -124,6 +124,8 @@ def build_parser():
     predict.add_argument("--url", default="http://127.0.0.1:8501", help="REST base URL")
     predict.add_argument("--grpc", metavar="HOST:PORT", help="use gRPC (PredictionService) instead of REST")
     predict.add_argument("--version", type=int, help="a specific model version")
+    predict.add_argument("--signature", default="serving_default",
+                         help="signature_name; image_bytes sends image files as encoded bytes")
 
     new_app = sub.add_parser("new-app", help="scaffold apps/NAME.py, configs/NAME.yaml, "
                              "tests/test_NAME.py and its entry point in setup.cfg")
@@ -194,9 +196,11 @@ def run(args):
         client = _serving_module("client")
         try:
             if args.grpc:
-                result = client.grpc_predict(args.grpc, args.model, args.items, args.version)
+                result = client.grpc_predict(args.grpc, args.model, args.items, args.version,
+                                             args.signature)
             else:
-                result = client.rest_predict(args.url, args.model, args.items, args.version)
+                result = client.rest_predict(args.url, args.model, args.items, args.version,
+                                             args.signature)
         except client.ClientError as e:  # serving does not know training's errors
             raise CommandError(str(e)) from None
         print(json.dumps(result, indent=2))

@@ -40,8 +40,9 @@ def remove_abandoned_temps(model_dir):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def export_saved_model(model, signature, export_dir, name):
-    """Write `model` with `signature` as `serving_default`; return the version dir."""
+def export_saved_model(model, signature, export_dir, name, extra_signatures=None):
+    """Write `model` with `signature` as `serving_default` (and `extra_signatures`, a dict
+    of them by name); return the version dir."""
     problem = model_name_problem(name)
     if problem:
         raise ExportError(f"Model name {name!r} {problem}")
@@ -57,8 +58,8 @@ def export_saved_model(model, signature, export_dir, name):
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint("serving_default", tf.function(signature.fn),
-                             input_signature=signature.inputs)
+        for endpoint, sig in {"serving_default": signature, **(extra_signatures or {})}.items():
+            archive.add_endpoint(endpoint, tf.function(sig.fn), input_signature=sig.inputs)
         archive.write_out(str(tmp), verbose=False)
         target = model_dir / str(version)
         # os.rename fails if the target appeared meanwhile: never overwrite a version.

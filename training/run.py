@@ -138,7 +138,8 @@ def write_report(app, model, history, test_ds, run_dir):
 def export_model(app, model, config, name=None):
     """Export `model` for TF Serving; returns the version directory."""
     name = name or config.export.name or config.app
-    return export_saved_model(model, app.serving_signature(model), config.export.dir, name)
+    return export_saved_model(model, app.serving_signature(model), config.export.dir, name,
+                              app.extra_signatures(model))
 
 
 def train(config):

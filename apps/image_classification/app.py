@@ -6,16 +6,18 @@ serves raw pixels.
 """
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import List, Literal, Optional
 
 import keras
 import tensorflow as tf
 
-from apps.image_classification.data import ImageSource
+from apps.image_classification.data import image_source
+from apps.image_classification.folders import decode_image
 from apps.image_classification.model import build_classifier
-from training.app import App, classification_signature
+from training.app import App, ServingSignature, classification_signature
 from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
 
+IMAGE_BYTES_SIGNATURE = "image_bytes"  # the exported signature that takes encoded images
 Arch = Literal["mobilenet", "mobilenet_small", "resnet18", "resnet34", "resnet50", "resnet_small"]
 
 
@@ -29,9 +31,23 @@ class ImageModelConfig(ModelConfig):
                                   ge=0, lt=1)
 
 
+def _height_width(value):
+    return None if len(value) == 2 else "must be height,width (e.g. 64,64)"
+
+
 @dataclass
 class ImageDataConfig(DataConfig):
     name: str = "fashion_mnist"
+    format: Literal["auto", "idx", "folder"] = option(
+        "auto", "folder: data.dir holds class folders of images; idx: IDX files (or TFDS); "
+        "auto: by what data.dir holds")
+    image_size: Optional[List[int]] = option(None, "folder: resize to height,width; default: the "
+                                             "first image's", ge=1, check=_height_width)
+    channels: Optional[Literal[1, 3]] = option(None, "folder: 1 (gray) or 3 (RGB); default: the "
+                                               "first image's")
+    test_split: float = option(0.2, "folder without test/: fraction held out for testing, by a "
+                               "hash of each path", ge=0, lt=1)
+    classes: Optional[List[str]] = option(None, "folder: use only these class folders")
 
 
 @dataclass
@@ -50,9 +66,7 @@ class ImageClassification(App):
 
     def __init__(self, config):
         super().__init__(config)
-        data = config.data
-        self.source = ImageSource(data.name, data.dir, data.validation_split, data.limit,
-                                  data.download)
+        self.source = image_source(config.data)
         self._info = None
 
     @property
@@ -84,3 +98,17 @@ class ImageClassification(App):
         shape = (None,) + tuple(model.inputs[0].shape[1:])
         return classification_signature(model, tf.TensorSpec(shape, tf.uint8, name="image"),
                                         self.class_names())
+
+    def extra_signatures(self, model):
+        """`image_bytes`: encoded JPEG/PNG/BMP/GIF files, decoded and resized in the SavedModel
+        by the decoder the folder source trains with, then the same outputs as `serving_default`."""
+        height, width, channels = model.inputs[0].shape[1:]
+        pixels = self.serving_signature(model).fn
+
+        def from_bytes(data):
+            images = tf.map_fn(lambda one: decode_image(one, (height, width), channels), data,
+                               fn_output_signature=tf.TensorSpec((height, width, channels), tf.uint8))
+            return pixels(images)
+
+        return {IMAGE_BYTES_SIGNATURE: ServingSignature(
+            [tf.TensorSpec((None,), tf.string, name="image_bytes")], from_bytes)}

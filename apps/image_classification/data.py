@@ -1,8 +1,9 @@
-"""Image classification data: real IDX files offline, any TFDS data set by name.
+"""Image classification data: real IDX files offline, any TFDS data set by name, your folders.
 
 Fashion-MNIST is read from the IDX files that Debian's `dataset-fashion-mnist`
 installs (the same files TFDS downloads), so training works with no internet.
-Any other name (mnist, cifar10, ...) goes through TFDS.
+Any other name (mnist, cifar10, ...) goes through TFDS. A data.dir of class folders
+is read by apps/image_classification/folders.py.
 """
 
 import gzip
@@ -15,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from training.datasets import split_range, tfds_info, tfds_labelled
-from training.errors import DataError, DataNotFoundError
+from training.errors import ConfigError, DataError, DataNotFoundError
+from training.folder_data import has_class_folders
 
 DATA_DIR_ENV = "KAT_DATA_DIR"
 IDX_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
@@ -92,14 +94,36 @@ def find_idx_dir(name, data_dir=None) -> Optional[Path]:
     if explicit is not None and not Path(explicit).is_dir():
         source = "data.dir" if data_dir else DATA_DIR_ENV
         raise DataNotFoundError(
-            f"{source}={explicit} is not a directory. Point it at a directory holding the train-/"
-            f"t10k- IDX files (or a TFDS data dir), or leave it unset to use "
+            f"{source}={explicit} is not a directory. Point it at a directory holding class folders of "
+            f"images, the train-/t10k- IDX files, or a TFDS data dir, or leave it unset to use "
             f"{IDX_DIRS.get(name) or 'TFDS'}")
     directory = Path(explicit or IDX_DIRS.get(name) or "")
     if directory.parts and all(_idx_path(directory, stem) for pair in IDX_FILES.values()
                                for stem in pair):
         return directory
     return None
+
+
+def is_folder_of_classes(data):
+    """data.format=auto: is `data.dir` a folder of class folders (not IDX files, nor a TFDS data dir)?"""
+    if not data.dir or not Path(data.dir).is_dir():
+        return False
+    directory = Path(data.dir)
+    return (not any(_idx_path(directory, stem) for pair in IDX_FILES.values() for stem in pair)
+            and not (directory / data.name).is_dir() and has_class_folders(directory))
+
+
+def image_source(data):
+    """The source `data` (an ImageDataConfig) names: class folders, else IDX files or TFDS."""
+    folder = data.format == "folder" or (data.format == "auto" and is_folder_of_classes(data))
+    if not folder:
+        return ImageSource(data.name, data.dir, data.validation_split, data.limit, data.download)
+    if not data.dir:
+        raise ConfigError("data.format=folder needs data.dir=PATH: a folder of class folders of images")
+    from apps.image_classification.folders import FolderImages
+
+    return FolderImages(data.dir, data.image_size, data.channels, data.validation_split,
+                        data.test_split, data.limit, data.classes)
 
 
 def missing_data_message(name, data_dir):

@@ -1,0 +1,115 @@
+"""Images of your own: class folders of JPEG/PNG/BMP/GIF files, streamed from disk by tf.data.
+
+Every file is checked once per run by the same decode the training stream uses; the ones
+that do not decode (corrupt, empty, truncated, not images) are skipped with one line of
+report, so a bad file never stops a run. `decode_image` is also what the exported model's
+image-bytes signature runs, so served bytes and training images go through one decoder.
+"""
+
+import os
+
+import tensorflow as tf
+
+from apps.image_classification.data import ImageDataInfo
+from training.errors import DataError
+from training.folder_data import list_labelled_files, skipped_report
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # ITU-R 601, as tf.image.rgb_to_grayscale
+
+
+def decode_image(data, size, channels):
+    """Encoded image bytes -> uint8 [height, width, channels] at `size`.
+
+    Decoded to RGB first: TF's decoders refuse 1 channel for CMYK JPEGs, BMPs and GIFs.
+    Gray is rounded (a gray PNG comes back exact); an image already at `size` is not
+    resampled, so its pixels stay exact too.
+    """
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)  # GIF: first frame
+    image.set_shape([None, None, 3])
+    if channels == 1:
+        gray = tf.tensordot(tf.cast(image, tf.float32), tf.constant(GRAY_WEIGHTS), axes=1)
+        image = tf.cast(tf.round(gray), tf.uint8)[..., None]
+
+    def resized():
+        scaled = tf.image.resize(image, size, antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(scaled), 0, 255), tf.uint8)
+
+    at_size = tf.reduce_all(tf.shape(image)[:2] == tf.constant(size, tf.int32))
+    image = tf.cond(at_size, lambda: image, resized)
+    image.set_shape(list(size) + [channels])
+    return image
+
+
+class FolderImages:
+    """One image classification data set from class folders (see training/folder_data.py)."""
+
+    def __init__(self, data_dir, image_size=None, channels=None, validation_split=0.1,
+                 test_split=0.2, limit=None, classes=None):
+        self.data_dir = data_dir
+        self.limit = limit
+        self._listing = list_labelled_files(data_dir, IMAGE_SUFFIXES, validation_split, test_split,
+                                            classes, what="images")
+        self.class_names = self._listing.class_names
+        self.size, self.channels = self._shape_defaults(image_size, channels)
+        self._good = None
+
+    def info(self) -> ImageDataInfo:
+        return ImageDataInfo((*self.size, self.channels), len(self.class_names), self.class_names)
+
+    def _path(self, rel):
+        return os.path.join(self._listing.root, rel)
+
+    def _shape_defaults(self, image_size, channels):
+        """The configured size and channels; unset, those of the first training image that decodes."""
+        if image_size and channels:
+            return tuple(image_size), channels
+        for rel, _ in self._listing.splits["train"]:
+            try:
+                image = tf.io.decode_image(tf.io.read_file(self._path(rel)), expand_animations=False)
+            except (tf.errors.OpError, ValueError):
+                continue
+            native = 1 if image.shape[-1] in (1, 2) else 3  # gray (+alpha), else colour
+            return tuple(image_size or image.shape[:2]), channels or native
+        raise DataError(f"No training image in {self.data_dir} can be decoded; the folders must "
+                        f"hold {', '.join(IMAGE_SUFFIXES)} files")
+
+    def _load(self, path, label):
+        return decode_image(tf.io.read_file(path), self.size, self.channels), label
+
+    def _check_all(self):
+        """The files of each split that decode, found by one pass of the training decode (tf.data,
+        in parallel); prints the one-line report of the files skipped."""
+        listing = self._listing
+        items = [(split, rel, label) for split, files in listing.splits.items()
+                 for rel, label in files]
+        paths = [self._path(rel) for _, rel, _ in items]
+        found = tf.data.Dataset.from_tensor_slices((paths, tf.range(len(paths), dtype=tf.int64)))
+        # The pixels' max keeps the decode from being pruned as unused.
+        found = found.map(lambda path, i: (i, tf.reduce_max(self._load(path, i)[0])),
+                          num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+        ok = {int(i) for i, _ in found.as_numpy_iterator()}
+        self._good = {split: [] for split in listing.splits}
+        for i, (split, rel, label) in enumerate(items):
+            if i in ok:
+                self._good[split].append((self._path(rel), label))
+        bad = listing.skipped + [rel for i, (_, rel, _) in enumerate(items) if i not in ok]
+        if bad:
+            print(skipped_report(sorted(bad), listing.total(), "images"), flush=True)
+        empty = [c for i, c in enumerate(self.class_names)
+                 if not any(label == i for _, label in self._good["train"])]
+        if len(empty) > len(self.class_names) - 2:
+            raise DataError(f"Fewer than two classes of {self.data_dir} have a readable training "
+                            f"image (none in: {', '.join(empty)})")
+
+    def dataset(self, split):
+        """Unbatched (uint8 image HxWxC, int64 label) examples read from disk, or None if empty."""
+        if self._good is None:
+            self._check_all()
+        files = self._good[split][:self.limit] if self.limit else self._good[split]
+        if not files:
+            return None
+        paths, labels = zip(*files)
+        ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.constant(labels, tf.int64)))
+        return ds.map(self._load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+

@@ -1,0 +1,132 @@
+"""Your own data: image folders (layouts, stable splits, bad files, odd formats), the exported
+image-bytes signature."""
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import SMOKE
+from PIL import Image
+
+from apps.image_classification.data import ImageSource
+from apps.image_classification.folders import decode_image
+from training.config import load_config
+from training.errors import DataError
+from training.folder_data import list_labelled_files
+from training.run import train
+
+FASHION = ImageSource("fashion_mnist").idx_arrays("train")
+BAD_FILES = {"tshirt/notes.txt": b"not an image", "tshirt/.DS_Store": b"\0\1",
+             "trouser/empty.jpg": b"", "pullover/cut.png": None}  # None: a PNG cut short
+
+
+def fashion_folder(root, classes=("tshirt", "trouser", "pullover"), per_class=40, bad=True):
+    """Real Fashion-MNIST images of the first len(classes) classes as root/<class>/<n>.png."""
+    images, labels = FASHION
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in np.flatnonzero(labels == label)[:per_class]:
+            Image.fromarray(images[i, ..., 0]).save(root / name / f"{i}.png")
+    if bad:
+        for rel, content in BAD_FILES.items():
+            if content is None:
+                content = next((root / rel).parent.glob("*.png")).read_bytes()[:60]
+            (root / rel).write_bytes(content)
+    return root
+
+
+def touch(root, rels):
+    for rel in rels:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+
+
+def test_a_file_keeps_its_split_when_files_are_added(tmp_path):
+    touch(tmp_path, [f"{c}/{i}.png" for c in "ab" for i in range(200)])
+    before = list_labelled_files(tmp_path, (".png",), 0.1, 0.2)
+    assert before.class_names == ["a", "b"]
+    sizes = {s: len(v) for s, v in before.splits.items()}
+    assert 60 <= sizes["test"] <= 100 and 20 <= sizes["validation"] <= 50  # 20% and 10% of 80%
+    touch(tmp_path, [f"{c}/new{i}.png" for c in "ab" for i in range(100)])
+    after = list_labelled_files(tmp_path, (".png",), 0.1, 0.2)
+    for split in before.splits:
+        assert set(before.splits[split]) <= set(after.splits[split])
+
+
+def test_split_folders_and_class_filter(tmp_path):
+    touch(tmp_path, [f"train/{c}/{i}.jpg" for c in "abc" for i in range(50)]
+          + [f"test/{c}/{i}.jpg" for c in "ab" for i in range(5)] + ["train/a/readme.md"])
+    listing = list_labelled_files(tmp_path, (".jpg",), 0.2, 0.5, classes=["a", "b"])
+    assert listing.class_names == ["a", "b"]
+    assert sorted(listing.splits["test"]) == sorted((f"test/{c}/{i}.jpg", k) for k, c in
+                                                    enumerate("ab") for i in range(5))
+    assert len(listing.splits["train"]) + len(listing.splits["validation"]) == 100  # test_split unused
+    assert listing.skipped == ["train/a/readme.md"]
+    touch(tmp_path, ["test/z/1.jpg"])
+    with pytest.raises(DataError, match="test has class folder.s. z that .*train lacks"):
+        list_labelled_files(tmp_path, (".jpg",), 0.2, 0.5)
+
+
+@pytest.mark.parametrize("rels, found", [([], "0 class folder"), (["only/1.png", "empty/x.txt"], "1 class")])
+def test_fewer_than_two_classes_names_the_layout(tmp_path, rels, found):
+    touch(tmp_path, rels)
+    with pytest.raises(DataError, match=f"holds {found}.*at least two.*DIR/<class>/<files>"):
+        list_labelled_files(tmp_path, (".png",), 0.1, 0.2, what="images")
+
+
+def _encoded(image, fmt, **kw):
+    out = io.BytesIO()
+    image.save(out, fmt, **kw)
+    return out.getvalue()
+
+
+def test_odd_image_formats_decode_to_the_configured_size_and_channels():
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    frames = [Image.fromarray(rgb), Image.fromarray(255 - rgb)]
+    files = {
+        "cmyk_jpeg": _encoded(Image.fromarray(rgb).convert("CMYK"), "JPEG"),
+        "png_16_bit": _encoded(Image.fromarray(rgb[..., 0].astype(np.uint16) * 257), "PNG"),
+        "palette_png": _encoded(Image.fromarray(rgb).convert("P"), "PNG"),
+        "rgba_png": _encoded(Image.fromarray(rgb).convert("RGBA"), "PNG"),
+        "bmp": _encoded(Image.fromarray(rgb), "BMP"),
+        "animated_gif": _encoded(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+    }
+    for name, data in files.items():
+        for channels in (1, 3):
+            image = decode_image(data, (16, 16), channels)
+            assert image.shape == (16, 16, channels) and image.dtype == tf.uint8, name
+    gray = rgb[..., 0]  # a gray PNG at its own size comes back pixel for pixel, in 1 or 3 channels
+    assert np.array_equal(decode_image(_encoded(Image.fromarray(gray), "PNG"), (20, 30), 1)[..., 0], gray)
+    assert np.array_equal(decode_image(_encoded(Image.fromarray(rgb), "PNG"), (20, 30), 3), rgb)
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    """One epoch on a 3-class folder with bad files; (run dir, metrics, printed output)."""
+    root = tmp_path_factory.mktemp("own")
+    data = fashion_folder(root / "photos")
+    config = load_config("image_classification", None, SMOKE + [
+        f"data.dir={data}", f"run_dir={root / 'run'}", f"export.dir={root / 'export'}",
+        "data.test_split=0.25"])
+    capture = io.StringIO()
+    with contextlib.redirect_stdout(capture):
+        metrics = train(config)
+    return root, metrics, capture.getvalue()
+
+
+def test_a_folder_trains_with_its_class_names_and_one_line_about_skipped_files(folder_run):
+    root, metrics, printed = folder_run
+    skipped = [line for line in printed.splitlines() if line.startswith("Skipped")]
+    assert skipped == ["Skipped 4 of 124 files that are not readable images: pullover/cut.png, "
+                       "trouser/empty.jpg, tshirt/.DS_Store, tshirt/notes.txt"]
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() > 0
+    loaded = tf.saved_model.load(metrics["export"])
+    png = [tf.io.encode_png(image).numpy() for image in FASHION[0][:2]]
+    by_bytes = loaded.signatures["image_bytes"](image_bytes=tf.constant(png))
+    by_array = loaded.signatures["serving_default"](image=tf.constant(FASHION[0][:2]))
+    assert set(by_bytes["class_name"].numpy()) <= {b"pullover", b"trouser", b"tshirt"}
+    np.testing.assert_array_equal(by_bytes["class_name"], by_array["class_name"])
+    np.testing.assert_allclose(by_bytes["probabilities"], by_array["probabilities"], atol=1e-6)

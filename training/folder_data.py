@@ -1,0 +1,142 @@
+"""Labelled files in class folders: the layout, the class names, and splits that stay put.
+
+Two layouts, the ones Keras' `*_dataset_from_directory` and torchvision's ImageFolder read:
+
+    DIR/<class>/...                         test and validation held out by a hash of the path
+    DIR/train/<class>/...  DIR/test/<class>/...  [DIR/validation/<class>/...]
+
+Written by hand rather than with `keras.utils.image_dataset_from_directory` /
+`text_dataset_from_directory`: those split by a seeded shuffle of the whole listing (one
+added file moves others between train and test), and a bad file stops the run. Here a
+file's split depends only on its own path, and the files of other types are counted so the
+apps can skip them with one line of report.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from training.errors import DataError, DataNotFoundError
+
+SPLITS = ("train", "validation", "test")
+LAYOUTS = ("DIR/<class>/<files>, or DIR/train/<class>/<files> plus DIR/test/<class>/<files> "
+           "(and optionally DIR/validation/<class>/<files>)")
+SHOWN_SKIPPED = 5  # paths named in the one-line report of skipped files
+
+
+@dataclass
+class LabelledFiles:
+    """Paths (relative to `root`) and int labels of each split, and the files left out."""
+
+    root: Path
+    class_names: List[str]
+    splits: Dict[str, List[Tuple[str, int]]]
+    skipped: List[str] = field(default_factory=list)  # other file types, inside class folders
+
+    def total(self):
+        return sum(len(v) for v in self.splits.values()) + len(self.skipped)
+
+
+def hash_fraction(relative_path):
+    """A number in [0, 1) fixed by the path alone: the same file always lands in the same split."""
+    digest = hashlib.sha1(relative_path.encode("utf-8")).hexdigest()
+    return int(digest[:12], 16) / 16**12
+
+
+def is_split_layout(root):
+    return (Path(root) / "train").is_dir()
+
+
+def has_class_folders(root):
+    root = Path(root)
+    return root.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir())
+
+
+def _class_dirs(split_dir):
+    return sorted(p for p in Path(split_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _files(class_dir, root, suffixes):
+    """(wanted, other) files under `class_dir`, relative to `root`, each sorted."""
+    wanted, other = [], []
+    for directory, subdirs, names in os.walk(class_dir):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(directory, name), root)
+            (wanted if name.lower().endswith(suffixes) else other).append(rel)
+    return wanted, other
+
+
+def list_labelled_files(root, suffixes, validation_split, test_split,
+                        classes: Optional[List[str]] = None, what="files") -> LabelledFiles:
+    """The labelled files under `root` (one of LAYOUTS) with a name ending in one of `suffixes`.
+
+    Without a test/ (validation/) folder, a file is a test (validation) example when the hash
+    of its path falls in the first `test_split` (the next `validation_split` of the rest).
+    Each split is in hash order, so `data.limit` keeps a sample of every class. `classes`
+    keeps only those class folders. Fewer than two non-empty classes is a DataError.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataNotFoundError(f"data.dir={root} is not a directory; it must hold {what} as {LAYOUTS}")
+    split_layout = is_split_layout(root)
+    split_dirs = ({s: root / s for s in SPLITS if (root / s).is_dir()} if split_layout
+                  else {"train": root})
+    per_split, skipped = {}, []
+    for split, directory in split_dirs.items():
+        per_split[split] = {}
+        for class_dir in _class_dirs(directory):
+            if classes and class_dir.name not in classes:
+                continue
+            wanted, other = _files(class_dir, root, suffixes)
+            skipped += other
+            if wanted:
+                per_split[split][class_dir.name] = wanted
+    names = sorted(per_split["train"])
+    where = f"{root / 'train'}" if split_layout else f"{root}"
+    if len(names) < 2:
+        raise DataError(
+            f"{where} holds {len(names)} class folder(s) with {what} ({', '.join(names) or 'none'}); "
+            f"a classifier needs at least two. Lay the data out as {LAYOUTS}"
+            + (f" (data.classes keeps only {', '.join(classes)})" if classes else ""))
+    missing = [c for c in (classes or []) if c not in names]
+    if missing:
+        raise DataError(f"data.classes names {', '.join(missing)}, but {where} has no such class "
+                        f"folder with {what}; it has: {', '.join(names)}")
+    for split in ("validation", "test"):
+        unknown = sorted(set(per_split.get(split, {})) - set(names))
+        if unknown:
+            raise DataError(f"{root / split} has class folder(s) {', '.join(unknown)} that "
+                            f"{root / 'train'} lacks; every class needs training examples")
+    label = {name: i for i, name in enumerate(names)}
+    splits = {s: [] for s in SPLITS}
+    for split, by_class in per_split.items():
+        for name, files in by_class.items():
+            for rel in files:
+                splits[_split_of(split, rel, split_dirs, validation_split, test_split)].append(
+                    (rel, label[name]))
+    for split in SPLITS:
+        splits[split].sort(key=lambda item: hash_fraction(item[0]))
+    return LabelledFiles(root, names, splits, skipped)
+
+
+def _split_of(folder_split, rel, split_dirs, validation_split, test_split):
+    """The split of a file found in `folder_split`'s folder: train files may be held out."""
+    if folder_split != "train":
+        return folder_split
+    u = hash_fraction(rel)
+    if "test" not in split_dirs:
+        if u < test_split:
+            return "test"
+        u = (u - test_split) / (1 - test_split)  # uniform again over the rest
+    if "validation" not in split_dirs and u < validation_split:
+        return "validation"
+    return "train"
+
+
+def skipped_report(skipped, total, what):
+    """One line: how many files were skipped, and the first few of them."""
+    shown = ", ".join(skipped[:SHOWN_SKIPPED]) + (", ..." if len(skipped) > SHOWN_SKIPPED else "")
+    return f"Skipped {len(skipped)} of {total} files that are not readable {what}: {shown}"
