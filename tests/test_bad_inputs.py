@@ -76,6 +76,15 @@ CONFIG_CASES = [
      "persistent CD diverges with momentum above 0.5"),
     ("cd_k_zero", "unsupervised_pretraining", ["pretrain.cd_k=0"], "'pretrain.cd_k' must be >= 1"),
     ("set_without_equals", "image_classification", ["epochs"], "--set expects key=value"),
+    ("unfreeze_without_freeze", "image_classification", ["model.unfreeze_after_epochs=1"],
+     "unfreeze_after_epochs needs freeze_backbone=true"),
+    ("unfreeze_after_the_last_epoch", "sequence_modeling",
+     ["model.freeze_backbone=true", "model.unfreeze_after_epochs=10"], "leaves no epoch to fine-tune"),
+    ("fine_tune_rate_zero", "image_classification", ["optimizer.fine_tune_learning_rate=0"], "must be > 0"),
+    ("image_size_three_numbers", "image_classification", ["data.image_size=1,2,3"],
+     "must be height,width"),
+    ("channels_two", "image_classification", ["data.channels=2"], "must be one of: 1, 3"),
+    ("format_unknown", "image_classification", ["data.format=csv"], "must be one of: auto, idx, folder"),
 ]
 
 
@@ -161,6 +170,26 @@ def test_wrong_data_dir_is_an_error_not_a_fallback(cli, tmp_path, monkeypatch):
     assert not run_dir.exists()  # a failed start leaves no empty run dir behind
     monkeypatch.setenv("KAT_DATA_DIR", str(tmp_path / "junk"))
     one_line_error(_train(cli, tmp_path, f"run_dir={run_dir}"), f"KAT_DATA_DIR={tmp_path / 'junk'}")
+
+
+@pytest.mark.parametrize("layout, expected", [
+    ([], "holds 0 class folder(s)"),
+    (["cats/a.png", "dogs/notes.txt"], "holds 1 class folder(s) with images (cats)"),
+], ids=["empty_folder", "one_class"])
+def test_a_folder_without_two_classes_names_the_layout(cli, tmp_path, layout, expected):
+    data = tmp_path / "photos"
+    data.mkdir()
+    for rel in layout:
+        (data / rel).parent.mkdir(exist_ok=True)
+        (data / rel).write_bytes(tf.io.encode_png(np.zeros((4, 4, 1), np.uint8)).numpy())
+    one_line_error(_train(cli, tmp_path, f"run_dir={tmp_path / 'run'}", f"data.dir={data}",
+                          "data.format=folder"), expected, "DIR/<class>/<files>")
+
+
+def test_init_from_a_missing_run(cli, tmp_path):
+    one_line_error(_train(cli, tmp_path, f"run_dir={tmp_path / 'run'}", "model.init_from=no_run"),
+                   "model.init_from=no_run: no_run does not exist; give a finished run dir")
+    assert not (tmp_path / "run").exists()
 
 
 def _broken_idx_dir(tmp_path, damage):

@@ -1,5 +1,5 @@
 """Your own data: image folders (layouts, stable splits, bad files, odd formats), the exported
-image-bytes signature."""
+image-bytes signature, and fine-tuning a folder run on other classes."""
 
 import contextlib
 import io
@@ -130,3 +130,16 @@ def test_a_folder_trains_with_its_class_names_and_one_line_about_skipped_files(f
     assert set(by_bytes["class_name"].numpy()) <= {b"pullover", b"trouser", b"tshirt"}
     np.testing.assert_array_equal(by_bytes["class_name"], by_array["class_name"])
     np.testing.assert_allclose(by_bytes["probabilities"], by_array["probabilities"], atol=1e-6)
+def test_fine_tuning_from_the_run_on_other_classes_loads_all_but_the_head(folder_run, capsys):
+    root, _, _ = folder_run
+    data = fashion_folder(root / "other", classes=("dress", "coat"), bad=False)
+    config = load_config("image_classification", None, SMOKE + [
+        f"data.dir={data}", f"run_dir={root / 'tuned'}", "export.enabled=false", "epochs=2",
+        f"model.init_from={root / 'run'}", "model.freeze_backbone=true",
+        "model.unfreeze_after_epochs=1"])
+    metrics = train(config)
+    printed = capsys.readouterr().out
+    assert "init_from" in printed and "not loaded (initialised afresh): probabilities (shapes" in printed
+    assert "Epochs 2-2: every layer trains, learning rate 0.0002" in printed
+    assert metrics["epochs_completed"] == 2
+    assert len(metrics["confusion_matrix"]) == 2

@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, "-m", "training", "train", "--app", "sequence_modeling",
          "--set", "model.units=16", "--set", "data.limit=1200", "--set", "epochs=4",
          "--set", "batch_size=32", "--set", "runtime.verbose=0", "--set", "callbacks.tensorboard=false",
-         "--set", "export.enabled=false"]
+         "--set", "export.enabled=false",
+         # Two fits (training/fine_tuning.py): the SIGKILL lands after the first one's last
+         # epoch, so the resume starts the second phase from the first one's backup.
+         "--set", "model.freeze_backbone=true", "--set", "model.unfreeze_after_epochs=2"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 

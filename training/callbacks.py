@@ -9,6 +9,7 @@ import threading
 import time
 
 import keras
+from keras.src.saving import saving_lib
 
 from training.disk_space import require_free_space, saved_bytes
 
@@ -34,10 +35,11 @@ class Throughput(keras.callbacks.Callback):
             logs["epoch_seconds"] = seconds
             logs["examples_per_sec"] = self.examples_per_epoch / seconds
 
-    def steady_examples_per_sec(self):
-        """Mean throughput, leaving out the first epoch (tracing) when there are others."""
-        steady = self.epoch_seconds[1:] or self.epoch_seconds
-        return self.examples_per_epoch * len(steady) / sum(steady) if steady else float("nan")
+
+def steady_examples_per_sec(epoch_seconds, examples_per_epoch):
+    """Mean throughput, leaving out the first epoch (tracing) when there are others."""
+    steady = epoch_seconds[1:] or epoch_seconds
+    return examples_per_epoch * len(steady) / sum(steady) if steady else float("nan")
 
 
 class TestEachEpoch(keras.callbacks.Callback):
@@ -96,6 +98,13 @@ def recover_backup(backup_dir):
     shutil.rmtree(backup_dir + ".saving", ignore_errors=True)
 
 
+def load_weights_without_optimizer(model, path):
+    """The model's weights from a weights file, leaving its optimizer as it is: the file's
+    optimizer state may be another phase's (training/fine_tuning.py). Keras' public
+    load_weights always loads the optimizer too."""
+    saving_lib.load_weights_only(model, path, objects_to_skip=[model.optimizer])
+
+
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore, with saves that a kill cannot tear, and kept on preemption.
 
@@ -103,15 +112,32 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     kill during a save can leave a torn or mismatched pair. Here both go to
     `<dir>.saving/`, then the directories are swapped by rename; a kill between
     the renames leaves `<dir>.old`, which `recover_backup` puts back.
+
+    `phase` (training/fine_tuning.py) is saved with the epoch. A backup of an earlier
+    phase gives only the weights: the new phase starts with a fresh optimizer, as it
+    does when the run is not interrupted. `keep` leaves the backup in place at the end
+    (preemption, and every phase but the last).
     """
 
-    def __init__(self, backup_dir, save_freq="epoch"):
+    def __init__(self, backup_dir, save_freq="epoch", phase=0, keep=False):
         super().__init__(backup_dir, save_freq=save_freq)
-        self.keep = False  # set on preemption: on_train_end must not delete the backup
+        self.phase = phase
+        self.keep = keep
 
     def on_train_begin(self, logs=None):
         recover_backup(self.backup_dir)
         super().on_train_begin(logs)
+
+    def _load_model(self):
+        try:
+            with open(self._training_metadata_path) as f:
+                metadata = json.load(f)
+        except FileNotFoundError:
+            metadata = {}
+        if metadata.get("phase", self.phase) == self.phase:
+            return super()._load_model()
+        load_weights_without_optimizer(self.model, self._weights_path)
+        self.model._initial_epoch = metadata["epoch"]
 
     def _save_model(self):
         require_free_space(os.path.dirname(self.backup_dir), saved_bytes(self.model), "the backup")
@@ -120,7 +146,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         os.makedirs(saving)
         self.model.save_weights(os.path.join(saving, os.path.basename(self._weights_path)))
         with open(os.path.join(saving, os.path.basename(self._training_metadata_path)), "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                       "phase": self.phase}, f)
         if os.path.exists(self.backup_dir):
             os.rename(self.backup_dir, old)
         os.rename(saving, self.backup_dir)
@@ -180,18 +207,21 @@ def monitored(has_validation):
 
 
 def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resuming,
-                       previous_best=None, test_data=None):
-    """(throughput, nan_guard, preemption, full callback list) for one run.
+                       previous_best=None, test_data=None, phase=0, last_phase=True):
+    """(throughput, nan_guard, preemption, full callback list) for one fit of a run.
 
-    previous_best: on resume, the best monitored value of the completed
-    epochs, so the best checkpoint is not replaced by a worse epoch.
+    resuming: the fit continues earlier epochs (history.csv is appended to).
+    previous_best: the best monitored value of the completed epochs, so the
+    best checkpoint is not replaced by a worse epoch.
     test_data: evaluated after each epoch when `callbacks.test_each_epoch`.
+    phase, last_phase: which fit of the run (training/fine_tuning.py) this is.
     """
     cb = config.callbacks
     monitor = monitored(has_validation)
     throughput, nan_guard = Throughput(examples_per_epoch), NaNGuard()
     save_freq = cb.save_freq if cb.save_freq == "epoch" else int(cb.save_freq)
-    backup = AtomicBackupAndRestore(os.path.join(run_dir, "backup"), save_freq=save_freq)
+    backup = AtomicBackupAndRestore(os.path.join(run_dir, "backup"), save_freq=save_freq,
+                                    phase=phase, keep=not last_phase)
     preemption = Preemption(backup)
     best = keras.callbacks.ModelCheckpoint(
         os.path.join(run_dir, "checkpoints", "best.weights.h5"), monitor=monitor,

@@ -79,7 +79,21 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Model options; each app subclasses this with its own keys."""
+    """Model options; each app subclasses this with its own keys. These start from a trained
+    model (training/fine_tuning.py)."""
+
+    init_from: Optional[str] = option(None, "a finished run dir, .keras or .weights.h5 file: load "
+                                      "its layers that match (name and shapes)", check=_not_empty)
+    freeze_backbone: bool = option(False, "train only the output layer (frozen BatchNorm runs in "
+                                   "inference mode)")
+    unfreeze_after_epochs: Optional[int] = option(
+        None, "with freeze_backbone: after N epochs train every layer, at "
+        "optimizer.fine_tune_learning_rate", ge=1)
+
+    def check(self):
+        if self.unfreeze_after_epochs is not None and not self.freeze_backbone:
+            return "unfreeze_after_epochs needs freeze_backbone=true (there is nothing to unfreeze)"
+        return None
 
 
 @dataclass
@@ -93,6 +107,9 @@ class OptimizerConfig:
     weight_decay: float = option(0.0, "decoupled weight decay (adamw, sgd)", ge=0)
     momentum: float = option(0.9, "momentum (sgd, rmsprop)", ge=0, lt=1)
     clipnorm: Optional[float] = option(None, "clip each gradient to this norm", gt=0)
+    fine_tune_learning_rate: Optional[float] = option(
+        None, "peak rate once model.unfreeze_after_epochs unfreezes the backbone; default "
+        "learning_rate / 10", gt=0)
 
 
 @dataclass
@@ -145,6 +162,13 @@ class Config:
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+
+    def check(self):
+        unfreeze = getattr(self.model, "unfreeze_after_epochs", None)
+        if unfreeze is not None and unfreeze >= self.epochs:
+            return (f"model.unfreeze_after_epochs={unfreeze} leaves no epoch to fine-tune in; "
+                    f"raise epochs above it (epochs={self.epochs})")
+        return None
 
 
 def choices(tp):

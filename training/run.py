@@ -11,9 +11,15 @@ import numpy as np
 import tensorflow as tf
 
 from serving.layout import model_name_problem
-from training import input_pipeline, plots
+from training import fine_tuning, input_pipeline, plots
 from training import run_dir as run_dirs
-from training.callbacks import monitored, recover_backup, standard_callbacks
+from training.callbacks import (
+    load_weights_without_optimizer,
+    monitored,
+    recover_backup,
+    standard_callbacks,
+    steady_examples_per_sec,
+)
 from training.config import load_config, save_yaml
 from training.disk_space import require_free_space, saved_bytes
 from training.errors import ConfigError, DataError, ExportError, Preempted, TrainingDiverged
@@ -89,17 +95,20 @@ def compile_options(config, strategy, steps_per_epoch=None):
     return {"steps_per_execution": spe, "jit_compile": config.runtime.jit_compile}
 
 
-def compile_model(model, app, config, steps_per_epoch, options):
+def compile_model(model, app, config, steps_per_epoch, options, phase=None):
     """model.compile with the app's loss/metrics, the configured optimizer and
-    schedule, and the run's `compile_options`."""
+    schedule (over the epochs of `phase`, a fine_tuning.Phase, if given), and the
+    run's `compile_options`."""
     args = dict(app.compile_args())
     default_optimizer = args.pop("optimizer", "adam")
     if not isinstance(default_optimizer, str):
         raise TypeError("compile_args()['optimizer'] must be a name; the pipeline builds the "
                         "optimizer from config.optimizer")
-    total = steps_per_epoch * config.epochs if steps_per_epoch else None
+    epochs = phase.end - phase.start if phase else config.epochs
+    optimizer = phase.optimizer if phase else config.optimizer
+    total = steps_per_epoch * epochs if steps_per_epoch else None
     model.compile(
-        optimizer=build_optimizer(config.optimizer, default_optimizer, total, steps_per_epoch),
+        optimizer=build_optimizer(optimizer, default_optimizer, total, steps_per_epoch),
         **options,
         **args,
     )
@@ -152,6 +161,8 @@ def train(config):
     if not strategy.extended.should_checkpoint:
         config.run_dir = tempfile.mkdtemp(prefix="kat-worker-")
         config.export.enabled = False
+    if config.model.init_from:  # before the run dir is made
+        fine_tuning.source_path(config.model.init_from)
     with run_dirs.claim(config.run_dir, config.app) as claimed:
         return _train(config, strategy, claimed)
 
@@ -162,8 +173,10 @@ def _train(config, strategy, claimed):
     recover_backup(run_dir / "backup")
     resuming = (run_dir / "backup").exists()
     first_epoch = _resume_epoch(run_dir) if resuming else 0
-    train_ds, examples = input_pipeline.make_dataset(app, "train", config, strategy, training=True,
-                                                     epochs=(first_epoch, config.epochs))
+    phases = [p for p in fine_tuning.phases(config) if p.end > first_epoch]  # the epochs to do
+    train_ds, examples = input_pipeline.make_dataset(
+        app, "train", config, strategy, training=True,
+        epochs=(max(phases[0].start, first_epoch), phases[0].end))
     if train_ds is None:
         raise ConfigError("The training split is empty; raise data.limit or lower "
                           "data.validation_split")
@@ -179,18 +192,40 @@ def _train(config, strategy, claimed):
         app.pretrain(str(run_dir), options)
         pretrain_seconds = time.perf_counter() - start
         model = app.build_model()
-        compile_model(model, app, config, steps, options)
-    previous_best = _trim_history(run_dir, first_epoch, val_ds is not None) if resuming else None
-    throughput, nan_guard, preemption, callbacks = standard_callbacks(
-        config, str(run_dir), examples, val_ds is not None, resuming, previous_best, test_ds)
-    callbacks += app.callbacks(str(run_dir))
-
-    start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                        steps_per_epoch=steps, callbacks=callbacks,
-                        verbose=config.runtime.verbose,
-                        shuffle=False)  # the input pipeline shuffles, seeded per epoch
-    train_seconds = time.perf_counter() - start
+        if config.model.init_from and not resuming:  # a resume restores every weight
+            fine_tuning.init_from(model, config.model.init_from)
+    best_value = _trim_history(run_dir, first_epoch, val_ds is not None) if resuming else None
+    history, epoch_seconds, train_seconds = {}, [], 0.0
+    for phase in phases:
+        start_epoch = max(phase.start, first_epoch)
+        if config.model.freeze_backbone:
+            fine_tuning.set_backbone_frozen(model, phase.frozen)
+        with strategy.scope():
+            compile_model(model, app, config, steps, options, phase)
+        if phase is not phases[0]:
+            train_ds, _ = input_pipeline.make_dataset(app, "train", config, strategy, training=True,
+                                                      epochs=(start_epoch, phase.end))
+        throughput, nan_guard, preemption, callbacks = standard_callbacks(
+            config, str(run_dir), examples, val_ds is not None, start_epoch > 0, best_value,
+            test_ds, phase.index, phase is phases[-1])
+        callbacks += app.callbacks(str(run_dir))
+        if len(phases) > 1:
+            print(f"Epochs {start_epoch + 1}-{phase.end}: "
+                  + ("backbone frozen, training the output layer" if phase.frozen else
+                     f"every layer trains, learning rate {phase.optimizer.learning_rate:g}"),
+                  flush=True)
+        start = time.perf_counter()
+        fitted = model.fit(train_ds, validation_data=val_ds, initial_epoch=start_epoch,
+                           epochs=phase.end, steps_per_epoch=steps, callbacks=callbacks,
+                           verbose=config.runtime.verbose,
+                           shuffle=False)  # the input pipeline shuffles, seeded per epoch
+        train_seconds += time.perf_counter() - start
+        for key, values in fitted.history.items():
+            history.setdefault(key, []).extend(values)
+        epoch_seconds += throughput.epoch_seconds
+        best_value = next(c.best for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint))
+        if nan_guard.failure or preemption.signalled:
+            break
     if nan_guard.failure:
         raise TrainingDiverged(_diverged_message(nan_guard.failure, config, run_dir))
     if preemption.signalled:
@@ -201,7 +236,7 @@ def _train(config, strategy, claimed):
 
     best = run_dir / "checkpoints" / "best.weights.h5"
     if config.callbacks.restore_best and val_ds is not None and best.exists():
-        model.load_weights(best)
+        load_weights_without_optimizer(model, best)  # it may be an earlier phase's
     require_free_space(run_dir, saved_bytes(model), "the trained model (model.keras)")
     model.save(run_dir / "model.keras")
     test = model.evaluate(test_ds, return_dict=True, verbose=0) if test_ds is not None else {}
@@ -209,17 +244,17 @@ def _train(config, strategy, claimed):
     metrics = {
         "app": config.app,
         "test": {k: float(v) for k, v in test.items()},
-        "epochs_completed": first_epoch + len(history.epoch),
+        "epochs_completed": first_epoch + len(epoch_seconds),
         "train_seconds": train_seconds,
         "pretrain_seconds": pretrain_seconds,
-        "train_examples_per_sec": throughput.steady_examples_per_sec(),
+        "train_examples_per_sec": steady_examples_per_sec(epoch_seconds, examples),
         "train_examples": examples,
         "global_batch_size": input_pipeline.global_batch_size(config, strategy),
         "replicas": strategy.num_replicas_in_sync,
         "strategy": type(strategy).__name__,
         "params": model.count_params(),
     }
-    metrics.update(write_report(app, model, history.history, test_ds, run_dir))
+    metrics.update(write_report(app, model, history, test_ds, run_dir))
     if config.export.enabled:
         metrics["export"] = str(export_model(app, model, config))
     metrics["run_dir"] = str(run_dir)
