@@ -1,5 +1,5 @@
 """Your own data: image folders (layouts, stable splits, bad files, odd formats), the exported
-image-bytes signature, and fine-tuning a folder run on other classes."""
+image-bytes signature, fine-tuning a folder run on other classes, and texts of your own."""
 
 import contextlib
 import io
@@ -12,8 +12,9 @@ from PIL import Image
 
 from apps.image_classification.data import ImageSource
 from apps.image_classification.folders import decode_image
+from apps.sequence_modeling import texts
 from training.config import load_config
-from training.errors import DataError
+from training.errors import ConfigError, DataError
 from training.folder_data import list_labelled_files
 from training.run import train
 
@@ -143,3 +144,46 @@ def test_fine_tuning_from_the_run_on_other_classes_loads_all_but_the_head(folder
     assert "Epochs 2-2: every layer trains, learning rate 0.0002" in printed
     assert metrics["epochs_completed"] == 2
     assert len(metrics["confusion_matrix"]) == 2
+
+
+def test_texts_from_folders_and_a_csv_skip_what_cannot_be_read(tmp_path, capsys):
+    for i in range(30):
+        for label, word in (("neg", "awful"), ("pos", "great")):
+            (tmp_path / "texts" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "texts" / label / f"{i}.txt").write_text(f"a {word} film, number {i}")
+    (tmp_path / "texts" / "neg" / "empty.txt").write_text("  \n")
+    (tmp_path / "texts" / "pos" / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (tmp_path / "texts" / "pos" / "urls.md").write_text("http://x")
+    listing = texts.text_folders(tmp_path / "texts", 0.1, 0.2)
+    assert listing.class_names == ["neg", "pos"]
+    assert sum(len(t) for t, _ in listing.splits.values()) == 60
+    assert capsys.readouterr().out.splitlines() == [
+        "Skipped 3 of 63 files that are empty, not UTF-8 text or not .txt: neg/empty.txt, "
+        "pos/latin1.txt, pos/urls.md"]
+
+    rows = b"id,review,stars\n" + b"".join(f"{i},review {i},{1 + i % 3}\n".encode() for i in range(40))
+    rows += b"40,,2\n41,no label,\n42,caf\xe9,3\n"
+    (tmp_path / "reviews.csv").write_bytes(rows)
+    listing = texts.csv_texts(tmp_path / "reviews.csv", "review", "stars", 0.1, 0.2)
+    assert listing.class_names == ["1", "2", "3"]
+    assert sum(len(t) for t, _ in listing.splits.values()) == 40
+    assert capsys.readouterr().out.splitlines() == [
+        "Skipped 3 of 43 rows with an empty text, no label or bytes that are not UTF-8: "
+        "line 42, line 43, line 44"]
+    with pytest.raises(ConfigError, match="data.text_column='text' is not a column of .*: id, review, stars"):
+        texts.csv_texts(tmp_path / "reviews.csv", "text", "stars", 0.1, 0.2)
+
+
+def test_a_csv_of_texts_trains_and_the_export_takes_raw_strings(tmp_path):
+    words = {"neg": "awful boring dull", "pos": "great moving fun"}
+    lines = ["text,label"] + [f"{words[label]} take {i},{label}" for i in range(60) for label in words]
+    (tmp_path / "reviews.csv").write_text("\n".join(lines) + "\n")
+    config = load_config("sequence_modeling", None, [
+        f"data.path={tmp_path / 'reviews.csv'}", f"run_dir={tmp_path / 'run'}",
+        f"export.dir={tmp_path / 'export'}", "epochs=3", "model.units=8", "batch_size=16",
+        "runtime.verbose=0", "callbacks.tensorboard=false"])
+    metrics = train(config)
+    assert len(metrics["confusion_matrix"]) == 2
+    served = tf.saved_model.load(metrics["export"]).signatures["serving_default"]
+    names = served(text=tf.constant(["a great moving fun film", "awful boring dull"]))["class_name"]
+    assert set(names.numpy()) <= {b"neg", b"pos"}

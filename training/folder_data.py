@@ -137,6 +137,7 @@ def _split_of(folder_split, rel, split_dirs, validation_split, test_split):
 
 
 def skipped_report(skipped, total, what):
-    """One line: how many files were skipped, and the first few of them."""
+    """One line: how many of `total` were skipped, and the first few of them; e.g.
+    what="files that are not readable images"."""
     shown = ", ".join(skipped[:SHOWN_SKIPPED]) + (", ..." if len(skipped) > SHOWN_SKIPPED else "")
-    return f"Skipped {len(skipped)} of {total} files that are not readable {what}: {shown}"
+    return f"Skipped {len(skipped)} of {total} {what}: {shown}"

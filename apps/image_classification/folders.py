@@ -95,7 +95,8 @@ class FolderImages:
                 self._good[split].append((self._path(rel), label))
         bad = listing.skipped + [rel for i, (_, rel, _) in enumerate(items) if i not in ok]
         if bad:
-            print(skipped_report(sorted(bad), listing.total(), "images"), flush=True)
+            print(skipped_report(sorted(bad), listing.total(),
+                                 "files that are not readable images"), flush=True)
         empty = [c for i, c in enumerate(self.class_names)
                  if not any(label == i for _, label in self._good["train"])]
         if len(empty) > len(self.class_names) - 2:

@@ -1,9 +1,10 @@
 """Sequence modeling with recurrent nets (SimpleRNN, GRU, LSTM): three tasks.
 
 * classification: row-sequential images (Fashion-MNIST offline: 28 steps of 28
-  pixels) or any TFDS text set by name (imdb_reviews), with TextVectorization
-  adapted on the training split and kept in the model, so the export takes raw
-  strings;
+  pixels), texts of your own (class folders of .txt files in data.dir, or
+  data.path=FILE.csv; see texts.py) or any TFDS text set by name (imdb_reviews),
+  with TextVectorization adapted on the training split and kept in the model, so
+  the export takes raw strings;
 * language_model: next-character prediction on a local text file
   (data.path) or a TFDS text set (tiny_shakespeare); reports perplexity;
   `python -m training generate --run DIR` samples text;
@@ -13,14 +14,15 @@
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import List, Literal, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.image_classification.data import IDX_DIRS, ImageSource
+from apps.image_classification.data import IDX_DIRS, ImageSource, is_folder_of_classes
 from apps.sequence_modeling import data as sequence_data
+from apps.sequence_modeling import texts
 from apps.sequence_modeling.model import char_codes, recurrent_stack, sample_next
 from layers import UnicodeCodepoints
 from training.app import App, ServingSignature, classification_signature
@@ -35,12 +37,17 @@ Cell = Literal["simple_rnn", "gru", "lstm"]
 @dataclass
 class SequenceDataConfig(DataConfig):
     name: str = option("fashion_mnist", "image set (read row by row) or TFDS text set")
-    path: str = option("", "local text file (language_model) or CSV file (forecasting)")
+    path: str = option("", "local text file (language_model), or CSV file (forecasting; "
+                       "classification: labelled texts)")
     column: str = option("", "the CSV column to forecast")
+    text_column: str = option("text", "classification CSV: the column of texts")
+    label_column: str = option("label", "classification CSV: the column of labels")
+    classes: Optional[List[str]] = option(None, "classification from class folders: use only these")
     sequence_length: int = option(100, "characters per language-model window; steps per forecast window",
                                  ge=1)
     max_tokens: int = option(20000, "vocabulary size for text classification", ge=3)
-    test_split: float = option(0.2, "forecasting: the most recent fraction of the series", ge=0, lt=1)
+    test_split: float = option(0.2, "held out for testing: forecasting's most recent fraction; texts "
+                               "without a test/ folder, by hash", ge=0, lt=1)
 
 
 @dataclass
@@ -73,7 +80,10 @@ class SequenceModeling(App):
         super().__init__(config)
         d = config.data
         self.images = None
-        if config.task == "classification" and self._is_image_set(d.name):
+        self.own_texts = config.task == "classification" and bool(
+            d.path or (d.dir and is_folder_of_classes(d)))
+        self._texts = None
+        if config.task == "classification" and not self.own_texts and self._is_image_set(d.name):
             self.images = ImageSource(d.name, d.dir, d.validation_split, d.limit, d.download)
         if config.task == "forecasting" and not (d.path and d.column):
             raise ConfigError("Forecasting needs data.path=FILE.csv and data.column=NAME")
@@ -90,12 +100,25 @@ class SequenceModeling(App):
             return False
 
     # -- data ---------------------------------------------------------------
+    @property
+    def texts(self):
+        """Your own labelled texts (read once): a CSV file or class folders of .txt files."""
+        d = self.config.data
+        if self._texts is None:
+            self._texts = (texts.csv_texts(d.path, d.text_column, d.label_column, d.validation_split,
+                                           d.test_split) if d.path else
+                           texts.text_folders(d.dir, d.validation_split, d.test_split, d.classes))
+        return self._texts
+
     def build_data(self, split):
         c, d = self.config, self.config.data
         if c.task == "classification":
             if self.images is not None:
                 return self.images.dataset(split)
-            ds = tfds_labelled(d.name, split, d.validation_split, d.dir, d.download, d.limit)
+            if self.own_texts:
+                ds = self.texts.dataset(split, d.limit)
+            else:
+                ds = tfds_labelled(d.name, split, d.validation_split, d.dir, d.download, d.limit)
             if split == "train" and self.vectorizer is None:
                 self.vectorizer = keras.layers.TextVectorization(d.max_tokens, name="vectorize")
                 self.vectorizer.adapt(ds.map(lambda text, label: text).batch(256))
@@ -178,6 +201,8 @@ class SequenceModeling(App):
             return None
         if self.images is not None:
             return self.images.info().class_names
+        if self.own_texts:
+            return self.texts.class_names
         return list(tfds_info(self.config.data.name, self.config.data.dir).features["label"].names)
 
     # -- serving ------------------------------------------------------------
