@@ -70,11 +70,18 @@ def test_overriding_one_key_keeps_the_apps_other_defaults_in_that_section():
     ("strategy", "horovod", "auto, one_device, mirrored, multi_worker, tpu"),
     ("optimizer.schedule", "linear", "cosine, constant"),
     ("optimizer.name", "lamb", "auto, adam, adamw, sgd, rmsprop"),
-    ("model.arch", "vgg", "mobilenet, mobilenet_small, resnet18, resnet34, resnet50, resnet_small"),
 ])
 def test_choices_are_checked_when_the_config_loads(key, value, choices):
     with pytest.raises(ConfigError, match=f"'{key}' must be one of: {choices}; got '{value}'"):
         load_config("image_classification", None, [f"{key}={value}"])
+
+
+def test_arch_is_ours_or_one_of_keras_applications():
+    with pytest.raises(ConfigError, match="'model.arch' must be one of: mobilenet, mobilenet_small, "
+                       "resnet18, resnet34, resnet50, resnet_small, or keras_applications/<Name>"):
+        load_config("image_classification", None, ["model.arch=vgg"])
+    assert load_config("image_classification", None, [
+        "model.arch=keras_applications/EfficientNetB0"]).model.arch == "keras_applications/EfficientNetB0"
 
 
 @pytest.mark.parametrize("app", ["sequence_modeling", "unsupervised_pretraining", "tabular_regression"])

@@ -1,6 +1,8 @@
 """Starting from a trained model: init_from loads the layers that match, a frozen backbone
 trains only the head (see also test_resume.py: a resume across the two phases is exact)."""
 
+import urllib.error
+
 import keras
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from apps.image_classification.data import ImageSource
 from apps.image_classification.model import build_classifier
 from training import fine_tuning
+from training.errors import DataNotFoundError
 
 FASHION = ImageSource("fashion_mnist").idx_arrays("train")
 
@@ -44,3 +47,31 @@ def test_a_frozen_backbone_keeps_every_weight_and_batchnorm_statistic(tmp_path):
         changed = any(not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights()))
         assert changed == (layer.name == "probabilities"), layer.name
     assert [w.name for w in model.trainable_weights] == ["kernel", "bias"]
+
+
+def test_a_keras_application_gets_its_own_preprocessing_and_our_head(tmp_path):
+    model = build_classifier("keras_applications/MobileNetV2", (32, 32, 1), 3, weights="none")
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 1), dtype=np.uint8)
+    rgb = np.repeat(images, 3, axis=-1).astype("float32")
+    np.testing.assert_allclose(model.get_layer("preprocess")(rgb),
+                               keras.applications.mobilenet_v2.preprocess_input(rgb.copy()), atol=1e-6)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
+                               atol=1e-6)
+    assert model.output.shape == (None, 3)
+
+
+def test_imagenet_weights_offline_name_the_file_and_where_to_put_it(tmp_path, monkeypatch):
+    from keras.src.backend import config
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    with pytest.raises(DataNotFoundError, match=(
+            r"Keras wants (mobilenet_v2_weights_\S+_no_top\.h5) from https://\S+ download it where "
+            rf"there is internet and copy it to {tmp_path}/models/\1")):
+        build_classifier("keras_applications/MobileNetV2", (32, 32, 3), 3, weights="imagenet")

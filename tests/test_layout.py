@@ -82,13 +82,10 @@ def test_every_built_in_app_is_declared_in_setup_cfg_and_installed():
 
 
 def test_declared_choices_match_the_code_that_uses_them():
-    from apps.image_classification.app import Arch
-    from apps.image_classification.backbones import BACKBONES
     from apps.sequence_modeling.app import Cell
     from apps.sequence_modeling.model import CELLS
 
-    assert set(typing.get_args(Arch)) == set(BACKBONES)
-    assert set(typing.get_args(Cell)) == set(CELLS)
+    assert set(typing.get_args(Cell)) == set(CELLS)  # model.arch's are BACKBONES' own names
 
 
 @pytest.mark.parametrize("app", sorted(BUILT_IN_APPS))

@@ -11,19 +11,33 @@ from typing import List, Literal, Optional
 import keras
 import tensorflow as tf
 
+from apps.image_classification.backbones import BACKBONES
 from apps.image_classification.data import image_source
 from apps.image_classification.folders import decode_image
 from apps.image_classification.model import build_classifier
 from training.app import App, ServingSignature, classification_signature
 from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
+from training.errors import ConfigError
 
 IMAGE_BYTES_SIGNATURE = "image_bytes"  # the exported signature that takes encoded images
-Arch = Literal["mobilenet", "mobilenet_small", "resnet18", "resnet34", "resnet50", "resnet_small"]
+ARCHS = tuple(BACKBONES)
+APPLICATIONS = "keras_applications/"  # + the name of one of keras.applications' models
+
+
+def _arch(value):
+    if value in ARCHS or (value.startswith(APPLICATIONS) and value[len(APPLICATIONS):].isidentifier()):
+        return None
+    return (f"must be one of: {', '.join(ARCHS)}, or {APPLICATIONS}<Name> for one of Keras' own "
+            f"(e.g. {APPLICATIONS}MobileNetV2)")
 
 
 @dataclass
 class ImageModelConfig(ModelConfig):
-    arch: Arch = option("resnet_small", "backbone; *_small keep 28x28 or 32x32 images' detail")
+    arch: str = option("resnet_small", f"backbone: {', '.join(ARCHS)} (*_small keep 28x28 or 32x32 "
+                       f"images' detail), or {APPLICATIONS}<Name> (e.g. {APPLICATIONS}MobileNetV2)",
+                       check=_arch)
+    weights: Optional[str] = option(None, f"{APPLICATIONS}* only: imagenet (default), none, or a "
+                                    "weights file")
     width_multiplier: float = option(0.5, "scales every layer's channels", gt=0)
     dropout: float = option(0.0, "dropout before the classifier", ge=0, lt=1)
     augment: bool = option(False, "random flip (and shift) while training")
@@ -80,9 +94,13 @@ class ImageClassification(App):
 
     def build_model(self):
         m = self.config.model
+        if m.weights is not None and not m.arch.startswith(APPLICATIONS):
+            raise ConfigError(f"model.weights applies to {APPLICATIONS}* archs; model.arch={m.arch} is "
+                              "trained here (start from a trained model with model.init_from)")
+        weights = "imagenet" if m.weights is None else m.weights
         return build_classifier(m.arch, self.info.shape, self.info.num_classes,
                                 width_multiplier=m.width_multiplier, dropout=m.dropout,
-                                augment=m.augment, augment_shift=m.augment_shift)
+                                augment=m.augment, augment_shift=m.augment_shift, weights=weights)
 
     def compile_args(self):
         return {
