@@ -122,6 +122,7 @@ def test_a_folder_trains_with_its_class_names_and_one_line_about_skipped_files(f
     skipped = [line for line in printed.splitlines() if line.startswith("Skipped")]
     assert skipped == ["Skipped 4 of 124 files that are not readable images: pullover/cut.png, "
                        "trouser/empty.jpg, tshirt/.DS_Store, tshirt/notes.txt"]
+    assert metrics["class_names"] == ["pullover", "trouser", "tshirt"]
     matrix = np.array(metrics["confusion_matrix"])
     assert matrix.shape == (3, 3) and matrix.sum() > 0
     loaded = tf.saved_model.load(metrics["export"])
@@ -140,7 +141,8 @@ def test_fine_tuning_from_the_run_on_other_classes_loads_all_but_the_head(folder
         "model.unfreeze_after_epochs=1"])
     metrics = train(config)
     printed = capsys.readouterr().out
-    assert "init_from" in printed and "not loaded (initialised afresh): probabilities (shapes" in printed
+    assert "its classes (pullover, trouser, tshirt) are not this run's: a new head" in printed
+    assert "not loaded (initialised afresh): probabilities (other classes)" in printed
     assert "Epochs 2-2: every layer trains, learning rate 0.0002" in printed
     assert metrics["epochs_completed"] == 2
     assert len(metrics["confusion_matrix"]) == 2
@@ -187,3 +189,13 @@ def test_a_csv_of_texts_trains_and_the_export_takes_raw_strings(tmp_path):
     served = tf.saved_model.load(metrics["export"]).signatures["serving_default"]
     names = served(text=tf.constant(["a great moving fun film", "awful boring dull"]))["class_name"]
     assert set(names.numpy()) <= {b"neg", b"pos"}
+
+
+def test_the_dbn_app_pretrains_on_the_same_folder(folder_run):
+    root, _, _ = folder_run
+    metrics = train(load_config("unsupervised_pretraining", None, [
+        "model.hidden=[24]", "pretrain.epochs=1", "epochs=1", "batch_size=32", "runtime.verbose=0",
+        "callbacks.tensorboard=false", f"data.dir={root / 'photos'}", f"run_dir={root / 'dbn'}",
+        "export.enabled=false"]))
+    assert (root / "dbn" / "pretraining" / "rbm_1.keras").exists()
+    assert len(metrics["confusion_matrix"]) == 3

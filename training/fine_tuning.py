@@ -9,6 +9,7 @@ one `fit`; training/callbacks.py's backup records the phase, so a resume is exac
 """
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import List, NamedTuple
 
@@ -83,18 +84,37 @@ def source_path(source):
     return path
 
 
-def init_from(model, source):
+def source_classes(path):
+    """The class names of the run that `path` (its model.keras or a checkpoint) comes from,
+    from its metrics.json, or None."""
+    for run_dir in (path.parent, path.parent.parent):
+        try:
+            return json.loads((run_dir / "metrics.json").read_text()).get("class_names")
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def init_from(model, source, class_names=None):
     """Load `source`'s matching layers into `model`; print which were loaded; return their names.
 
     A run dir or `.keras` file: each layer with the same name and weight shapes. A
     `.weights.h5` file holds no layer names, so Keras' own matching applies: each layer's
     place in the model (its class and position) and shapes (`load_weights(skip_mismatch)`).
+    The head is left out when the source run's classes (its metrics.json) are not
+    `class_names`: a head of other classes, even as many, is a bad start.
     """
     path = source_path(source)
+    theirs = source_classes(path)
+    skip = []
+    if class_names is not None and theirs is not None and list(theirs) != list(class_names):
+        skip = [head(model).name]
+        print(f"init_from {source}: its classes ({', '.join(theirs[:5])}"
+              f"{', ...' if len(theirs) > 5 else ''}) are not this run's: a new head", flush=True)
     if path.name.endswith(".keras"):
-        loaded, new = _by_name(model, path)
+        loaded, new = _by_name(model, path, skip)
     else:
-        loaded, new = _by_position(model, path)
+        loaded, new = _by_position(model, path, skip)
     print(f"init_from {source}: loaded {len(loaded)} of {len(loaded) + len(new)} layers with "
           f"weights: {_names(loaded) or 'none'}", flush=True)
     if new:
@@ -102,7 +122,7 @@ def init_from(model, source):
     return loaded
 
 
-def _by_name(model, path):
+def _by_name(model, path, skip=()):
     try:
         donor = keras.saving.load_model(path, compile=False)
     except Exception as e:  # a torn zip, an unknown layer: Keras raises many types
@@ -112,7 +132,9 @@ def _by_name(model, path):
     loaded, new = [], []
     for layer in _weighted(model):
         match = theirs.get(layer.name)
-        if match is not None and _shapes(match) == _shapes(layer):
+        if layer.name in skip:
+            new.append(f"{layer.name} (other classes)")
+        elif match is not None and _shapes(match) == _shapes(layer):
             layer.set_weights(match.get_weights())
             loaded.append(layer.name)
         else:
@@ -144,16 +166,21 @@ def _dataset_shapes(group, dataset_type):
     return found
 
 
-def _by_position(model, path):
+def _by_position(model, path, skip=()):
+    kept = {name: model.get_layer(name).get_weights() for name in skip}
     try:
         theirs = _file_shapes(path, model)
         model.load_weights(path, skip_mismatch=True)  # Keras skips the layers whose shapes differ
     except Exception as e:  # not HDF5, torn: h5py and Keras raise many types
         raise DataError(f"model.init_from: {path} cannot be loaded ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    for name, weights in kept.items():
+        model.get_layer(name).set_weights(weights)
     loaded, new = [], []
     for layer in _weighted(model):
-        if theirs[layer.name] == sorted(_shapes(layer)):
+        if layer.name in skip:
+            new.append(f"{layer.name} (other classes)")
+        elif theirs[layer.name] == sorted(_shapes(layer)):
             loaded.append(layer.name)
         else:
             new.append(f"{layer.name} (shapes {theirs[layer.name] or 'none'} there)")

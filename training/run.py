@@ -136,6 +136,8 @@ def write_report(app, model, history, test_ds, run_dir):
     extra = {}
     plots.training_curves(history, run_dir / "training_curves.png")
     names = app.class_names()
+    if names:
+        extra["class_names"] = list(names)
     if names and test_ds is not None:
         matrix = _confusion(model, test_ds, len(names))
         plots.confusion_matrix(matrix, names, run_dir / "confusion_matrix.png")
@@ -193,7 +195,7 @@ def _train(config, strategy, claimed):
         pretrain_seconds = time.perf_counter() - start
         model = app.build_model()
         if config.model.init_from and not resuming:  # a resume restores every weight
-            fine_tuning.init_from(model, config.model.init_from)
+            fine_tuning.init_from(model, config.model.init_from, app.class_names())
     best_value = _trim_history(run_dir, first_epoch, val_ds is not None) if resuming else None
     history, epoch_seconds, train_seconds = {}, [], 0.0
     for phase in phases:
