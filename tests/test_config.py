@@ -54,6 +54,10 @@ def test_list_values_from_set(value):
     assert config.model.hidden == [300, 100]
 
 
+def test_one_number_is_a_list_of_one():
+    assert load_config("unsupervised_pretraining", None, ["model.hidden=24"]).model.hidden == [24]
+
+
 def test_list_items_are_type_checked():
     with pytest.raises(ConfigError, match=r"model.hidden\[1\]' must be int"):
         load_config("unsupervised_pretraining", None, ["model.hidden=300,wide"])

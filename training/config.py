@@ -202,6 +202,8 @@ def _coerce(value, tp, key):
         (item_type,) = typing.get_args(tp)
         if isinstance(value, str):
             value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]  # --set model.hidden=500: YAML reads one number, not a list
         if isinstance(value, (list, tuple)):
             return [_coerce(yaml.safe_load(v) if isinstance(v, str) else v, item_type, f"{key}[{i}]")
                     for i, v in enumerate(value)]
