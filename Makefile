@@ -17,7 +17,7 @@ help:
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
 	@echo "make lint        ruff over the whole tree (pyproject.toml has its rules)"
-	@echo "make bench       every benchmark in benchmarks/ (about 35 minutes) -> benchmarks/RESULTS.md"
+	@echo "make bench       every benchmark in benchmarks/ (about an hour) -> benchmarks/RESULTS.md"
 	@echo "make export RUN=runs/<app>/<stamp>   export a finished run for TF Serving"
 	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"
 	@echo "make new-app NAME=my_task            scaffold a new task (app, config, test)"
@@ -77,7 +77,7 @@ lint: $(INSTALLED)
 # Every benchmark (or BENCHMARKS="a b"), then benchmarks/RESULTS.md, its charts and the
 # README table (benchmarks/report.py). A failed one fails the target; its row says nan or not run.
 BENCHMARKS ?= input_pipeline hardware_efficiency rbm_vs_sklearn serving_latency serving_load \
-	accuracy_vs_time forecast_vs_naive dbn_semi_supervised
+	accuracy_vs_time forecast_vs_naive dbn_semi_supervised folder_vs_idx transfer
 bench: setup $(SERVING_INSTALLED) $(BENCH_INSTALLED)
 	@failed=""; \
 	for b in $(BENCHMARKS); do \
