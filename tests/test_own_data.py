@@ -199,3 +199,27 @@ def test_the_dbn_app_pretrains_on_the_same_folder(folder_run):
         "export.enabled=false"]))
     assert (root / "dbn" / "pretraining" / "rbm_1.keras").exists()
     assert len(metrics["confusion_matrix"]) == 3
+
+
+def _cached(dataset):
+    """Does the pipeline's dataset hold a CacheDataset (a chain of one-input datasets)?"""
+    while dataset is not None:
+        if type(dataset).__name__ == "CacheDataset":
+            return True
+        dataset = getattr(dataset, "_input_dataset", None)
+    return False
+
+
+def test_a_folder_too_big_for_memory_streams_every_epoch(folder_run, monkeypatch, capsys):
+    from apps.image_classification import folders
+    from training import input_pipeline
+    from training.registry import get_app
+
+    root, _, _ = folder_run
+    config = load_config("image_classification", None, SMOKE + [f"data.dir={root / 'photos'}"])
+    app = get_app("image_classification")(config)
+    strategy = tf.distribute.get_strategy()
+    assert _cached(input_pipeline.make_dataset(app, "validation", config, strategy)[0])
+    monkeypatch.setattr(folders, "CACHE_SHARE", 1e-9)  # a machine without room for 120 images
+    assert not _cached(input_pipeline.make_dataset(app, "validation", config, strategy)[0])
+    assert "they stream from disk every epoch" in capsys.readouterr().out

@@ -147,6 +147,11 @@ class App:
         `run_dir`; if it is already there (a resumed run), load it instead.
         """
 
+    def fits_in_memory(self, split: str) -> bool:
+        """May the pipeline keep `split`'s decoded examples in memory (`data.cache`)? Default:
+        yes. A source that streams from disk says no when they would not fit."""
+        return True
+
     def callbacks(self, run_dir: str) -> list:
         """Extra Keras callbacks for fit (the pipeline adds checkpoints, logs, etc.)."""
         return []

@@ -13,7 +13,8 @@ def global_batch_size(config, strategy):
 def make_dataset(app, split, config, strategy, training=False, epochs=None):
     """(batched dataset, number of examples) of the app's `split`, or (None, 0).
 
-    cache (decoded examples, in memory) -> shuffle (train only, seeded) ->
+    cache (decoded examples, in memory, with data.cache unless the app says they would not
+    fit) -> shuffle (train only, seeded) ->
     batch -> prefetch. Keras distributes the global batches across replicas;
     data-level auto-sharding splits them between workers.
 
@@ -31,7 +32,7 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None):
     if examples < 0:  # unknown (e.g. after filter or window): count once, then tell tf.data
         examples = int(ds.reduce(0, lambda n, *_: n + 1))
         ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
-    if config.data.cache:
+    if config.data.cache and app.fits_in_memory(split):
         ds = ds.cache()
     batch = global_batch_size(config, strategy)
     if training and epochs is not None:

@@ -92,6 +92,9 @@ class ImageClassification(App):
     def build_data(self, split):
         return self.source.dataset(split)
 
+    def fits_in_memory(self, split):
+        return getattr(self.source, "fits_in_memory", super().fits_in_memory)(split)
+
     def build_model(self):
         m = self.config.model
         if m.weights is not None and not m.arch.startswith(APPLICATIONS):

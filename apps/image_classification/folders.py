@@ -8,6 +8,7 @@ image-bytes signature runs, so served bytes and training images go through one d
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from apps.image_classification.data import ImageDataInfo
@@ -15,6 +16,7 @@ from training.errors import DataError
 from training.folder_data import list_labelled_files, skipped_report
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+CACHE_SHARE = 0.25  # of the machine's memory: the most the decoded images may take in data.cache
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # ITU-R 601, as tf.image.rgb_to_grayscale
 
 
@@ -53,6 +55,7 @@ class FolderImages:
         self.class_names = self._listing.class_names
         self.size, self.channels = self._shape_defaults(image_size, channels)
         self._good = None
+        self._warned = False
 
     def info(self) -> ImageDataInfo:
         return ImageDataInfo((*self.size, self.channels), len(self.class_names), self.class_names)
@@ -73,6 +76,20 @@ class FolderImages:
             return tuple(image_size or image.shape[:2]), channels or native
         raise DataError(f"No training image in {self.data_dir} can be decoded; the folders must "
                         f"hold {', '.join(IMAGE_SUFFIXES)} files")
+
+    def fits_in_memory(self, split):
+        """Do all splits' decoded images fit in CACHE_SHARE of memory? If not, each epoch
+        streams them from disk (said once): never the whole folder in memory."""
+        if self._good is None:
+            self._check_all()
+        needed = sum(len(files) for files in self._good.values()) * int(np.prod(self.info().shape))
+        budget = CACHE_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if needed > budget and not self._warned:
+            self._warned = True
+            print(f"data.cache: the decoded images would take {needed / 2**30:.1f} GiB, more than "
+                  f"{CACHE_SHARE:.0%} of this machine's memory; they stream from disk every epoch",
+                  flush=True)
+        return needed <= budget
 
     def _load(self, path, label):
         return decode_image(tf.io.read_file(path), self.size, self.channels), label
