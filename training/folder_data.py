@@ -45,6 +45,18 @@ def hash_fraction(relative_path):
     return int(digest[:12], 16) / 16**12
 
 
+def hash_split(key, validation_split, test_split, test=True, validation=True):
+    """The split of the example named `key` (a path, a text), which depends on it alone: the
+    first `test_split` of hash values is test (when `test`), the first `validation_split` of
+    the rest validation (when `validation`), the rest train."""
+    u = hash_fraction(key)
+    if test:
+        if u < test_split:
+            return "test"
+        u = (u - test_split) / (1 - test_split)  # uniform again over the rest
+    return "validation" if validation and u < validation_split else "train"
+
+
 def is_split_layout(root):
     return (Path(root) / "train").is_dir()
 
@@ -114,26 +126,13 @@ def list_labelled_files(root, suffixes, validation_split, test_split,
     splits = {s: [] for s in SPLITS}
     for split, by_class in per_split.items():
         for name, files in by_class.items():
-            for rel in files:
-                splits[_split_of(split, rel, split_dirs, validation_split, test_split)].append(
-                    (rel, label[name]))
+            for rel in files:  # a train folder's files may be held out, the others stay put
+                held_out = hash_split(rel, validation_split, test_split, "test" not in split_dirs,
+                                      "validation" not in split_dirs) if split == "train" else split
+                splits[held_out].append((rel, label[name]))
     for split in SPLITS:
         splits[split].sort(key=lambda item: hash_fraction(item[0]))
     return LabelledFiles(root, names, splits, skipped)
-
-
-def _split_of(folder_split, rel, split_dirs, validation_split, test_split):
-    """The split of a file found in `folder_split`'s folder: train files may be held out."""
-    if folder_split != "train":
-        return folder_split
-    u = hash_fraction(rel)
-    if "test" not in split_dirs:
-        if u < test_split:
-            return "test"
-        u = (u - test_split) / (1 - test_split)  # uniform again over the rest
-    if "validation" not in split_dirs and u < validation_split:
-        return "validation"
-    return "train"
 
 
 def skipped_report(skipped, total, what):

@@ -6,15 +6,14 @@ Test and validation are held out by a hash (of the path, or of a CSV row's text)
 do not change when data is added; training/folder_data.py has the folder layouts.
 """
 
-import csv
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, List, Tuple
 
 import tensorflow as tf
 
-from training.errors import ConfigError, DataError, DataNotFoundError
-from training.folder_data import SPLITS, hash_fraction, list_labelled_files, skipped_report
+from apps.sequence_modeling.data import csv_rows
+from training.errors import DataError
+from training.folder_data import SPLITS, hash_split, list_labelled_files, skipped_report
 
 TEXT_SUFFIXES = (".txt",)
 
@@ -74,28 +73,17 @@ def _class_order(names):
 
 def csv_texts(path, text_column, label_column, validation_split, test_split) -> LabelledTexts:
     """Texts and labels from two columns of a CSV file with a header row."""
-    file = Path(path)
-    if not file.is_file():
-        raise DataNotFoundError(f"CSV file not found: {path} (set data.path to a CSV with a header)")
-    rows, bad, total = [], [], 0
-    # surrogateescape: one undecodable row is skipped, not the whole file refused.
-    with open(file, newline="", encoding="utf-8", errors="surrogateescape") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        for key, column in (("text_column", text_column), ("label_column", label_column)):
-            if column not in columns:
-                raise ConfigError(f"data.{key}={column!r} is not a column of {path}; its columns: "
-                                  + (", ".join(columns) or "none (is the file empty?)"))
-        for line, row in enumerate(reader, start=2):
-            total += 1
-            text, label = row.get(text_column) or "", (row.get(label_column) or "").strip()
-            if not text.strip() or not label or _undecodable(text + label):
-                bad.append(f"line {line}")
-            else:
-                rows.append((text, label))
+    lines = csv_rows(path, {"text_column": text_column, "label_column": label_column})
+    rows, bad = [], []
+    for line, row in lines:
+        text, label = row.get(text_column) or "", (row.get(label_column) or "").strip()
+        if not text.strip() or not label or _undecodable(text + label):
+            bad.append(f"line {line}")
+        else:
+            rows.append((text, label))
     if bad:
-        print(skipped_report(bad, total, "rows with an empty text, no label or bytes that are not "
-                             "UTF-8"), flush=True)
+        print(skipped_report(bad, len(lines), "rows with an empty text, no label or bytes that are "
+                             "not UTF-8"), flush=True)
     names = _class_order({label for _, label in rows})
     if len(names) < 2:
         raise DataError(f"{path} has {len(names)} label value(s) in column {label_column!r} "
@@ -103,9 +91,7 @@ def csv_texts(path, text_column, label_column, validation_split, test_split) -> 
     index = {name: i for i, name in enumerate(names)}
     splits = {split: ([], []) for split in SPLITS}
     for text, label in rows:
-        u = hash_fraction(text)
-        split = ("test" if u < test_split else
-                 "validation" if (u - test_split) / (1 - test_split) < validation_split else "train")
+        split = hash_split(text, validation_split, test_split)
         splits[split][0].append(text)
         splits[split][1].append(index[label])
     return LabelledTexts(names, splits)
