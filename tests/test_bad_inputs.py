@@ -85,6 +85,8 @@ CONFIG_CASES = [
      "must be height,width"),
     ("channels_two", "image_classification", ["data.channels=2"], "must be one of: 1, 3"),
     ("format_unknown", "image_classification", ["data.format=csv"], "must be one of: auto, idx, folder"),
+    ("weights_for_our_arch", "image_classification", ["model.weights=imagenet"],
+     "weights applies to keras_applications/* archs"),
 ]
 
 

@@ -8,7 +8,7 @@ TFDS, with one clear error when the data set is not available offline;
 
 from typing import Optional
 
-from training.errors import CommandError, DataNotFoundError
+from training.errors import CommandError, DataNotFoundError, described
 
 SPLITS = ("train", "validation", "test")
 
@@ -84,11 +84,10 @@ def tfds_load(name, split, validation_split=0.0, data_dir=None, download=True, l
         raise CommandError(f"TFDS data set {name!r} needs the Python module {e.name or e}: "
                            f"pip install it, then run again") from None
     except Exception as e:  # offline, TFDS raises many types (network, download, not prepared)
-        first_line = str(e).splitlines()[0] if str(e) else ""
         fix = how_to_fix or (
             f"TFDS data set {name!r} is not prepared and could not be downloaded. Prepare it once "
             f"with internet access: python -c \"import tensorflow_datasets as tfds; tfds.load('{name}')\"")
-        raise DataNotFoundError(f"{fix}\n(TFDS said: {type(e).__name__}: {first_line})") from None
+        raise DataNotFoundError(f"{fix}\n(TFDS said: {described(e)})") from None
     return ds.take(int(limit)) if limit is not None else ds
 
 

@@ -39,5 +39,11 @@ class CommandError(RuntimeError):
     the message says what to do."""
 
 
+def described(error):
+    """`Type: first line of its message`: a library's failure, told in one line."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
 USER_ERRORS = (ConfigError, DataNotFoundError, DataError, TrainingDiverged, ExportError, DiskFull,
                CommandError, FileNotFoundError)

@@ -8,6 +8,7 @@ fresh optimizer at `optimizer.fine_tune_learning_rate`. The pipeline runs each p
 one `fit`; training/callbacks.py's backup records the phase, so a resume is exact.
 """
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import List, NamedTuple
 
 import keras
 
-from training.errors import ConfigError, DataError
+from training.errors import ConfigError, DataError, described
 
 SHOWN_LAYERS = 8  # layer names printed per line of the init_from report
 
@@ -33,21 +34,18 @@ def phases(config) -> List[Phase]:
     m, opt = config.model, config.optimizer
     if not m.freeze_backbone or m.unfreeze_after_epochs is None:
         return [Phase(0, 0, config.epochs, m.freeze_backbone, opt)]
-    tuned = dataclasses.replace(opt, learning_rate=fine_tune_learning_rate(opt), warmup_epochs=0.0)
+    tuned = dataclasses.replace(opt, learning_rate=opt.fine_tune_learning_rate or opt.learning_rate / 10,
+                                warmup_epochs=0.0)
     return [Phase(0, 0, m.unfreeze_after_epochs, True, opt),
             Phase(1, m.unfreeze_after_epochs, config.epochs, False, tuned)]
 
 
-def fine_tune_learning_rate(opt):
-    return opt.fine_tune_learning_rate or opt.learning_rate / 10
-
-
 def head(model):
     """The output layer: the last layer with weights."""
-    for layer in reversed(model.layers):
-        if layer.weights:
-            return layer
-    raise ConfigError(f"Model {model.name} has no layer with weights to train")
+    weighted = _weighted(model)
+    if not weighted:
+        raise ConfigError(f"Model {model.name} has no layer with weights to train")
+    return weighted[-1]
 
 
 def set_backbone_frozen(model, frozen):
@@ -122,12 +120,19 @@ def init_from(model, source, class_names=None):
     return loaded
 
 
-def _by_name(model, path, skip=()):
+@contextlib.contextmanager
+def _readable(path):
+    """A DataError for a source that cannot be read: a torn zip or HDF5 file, an unknown
+    layer (Keras and h5py raise many types)."""
     try:
+        yield
+    except Exception as e:
+        raise DataError(f"model.init_from: {path} cannot be loaded ({described(e)})") from None
+
+
+def _by_name(model, path, skip=()):
+    with _readable(path):
         donor = keras.saving.load_model(path, compile=False)
-    except Exception as e:  # a torn zip, an unknown layer: Keras raises many types
-        raise DataError(f"model.init_from: {path} cannot be loaded ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
     theirs = {layer.name: layer for layer in _weighted(donor)}
     loaded, new = [], []
     for layer in _weighted(model):
@@ -168,12 +173,9 @@ def _dataset_shapes(group, dataset_type):
 
 def _by_position(model, path, skip=()):
     kept = {name: model.get_layer(name).get_weights() for name in skip}
-    try:
+    with _readable(path):
         theirs = _file_shapes(path, model)
         model.load_weights(path, skip_mismatch=True)  # Keras skips the layers whose shapes differ
-    except Exception as e:  # not HDF5, torn: h5py and Keras raise many types
-        raise DataError(f"model.init_from: {path} cannot be loaded ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
     for name, weights in kept.items():
         model.get_layer(name).set_weights(weights)
     loaded, new = [], []

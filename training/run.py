@@ -22,7 +22,14 @@ from training.callbacks import (
 )
 from training.config import load_config, save_yaml
 from training.disk_space import require_free_space, saved_bytes
-from training.errors import ConfigError, DataError, ExportError, Preempted, TrainingDiverged
+from training.errors import (
+    ConfigError,
+    DataError,
+    ExportError,
+    Preempted,
+    TrainingDiverged,
+    described,
+)
 from training.export import export_saved_model
 from training.optimizers import build_optimizer
 from training.registry import get_app
@@ -278,9 +285,8 @@ def load_run(run_dir, overrides=()):
         model = keras.saving.load_model(run_dir / "model.keras")
     except Exception as e:  # Keras reports a torn zip as "File not found", among others
         best = run_dir / "checkpoints" / "best.weights.h5"
-        raise DataError(f"{run_dir / 'model.keras'} cannot be loaded ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}); it is damaged or was not "
-                        "written completely. Train again into a new run_dir"
+        raise DataError(f"{run_dir / 'model.keras'} cannot be loaded ({described(e)}); it is "
+                        "damaged or was not written completely. Train again into a new run_dir"
                         + (f" (the best weights are in {best})" if best.exists() else "")) from None
     return config, app, model
 

@@ -17,7 +17,6 @@ from apps.image_classification.folders import decode_image
 from apps.image_classification.model import build_classifier
 from training.app import App, ServingSignature, classification_signature
 from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
-from training.errors import ConfigError
 
 IMAGE_BYTES_SIGNATURE = "image_bytes"  # the exported signature that takes encoded images
 ARCHS = tuple(BACKBONES)
@@ -43,6 +42,12 @@ class ImageModelConfig(ModelConfig):
     augment: bool = option(False, "random flip (and shift) while training")
     augment_shift: float = option(0.1, "largest random shift, as a fraction of the size; 0 = flip only",
                                   ge=0, lt=1)
+
+    def check(self):
+        if self.weights is not None and not self.arch.startswith(APPLICATIONS):
+            return (f"weights applies to {APPLICATIONS}* archs; model.arch={self.arch} is trained "
+                    "here (start from a trained model with model.init_from)")
+        return super().check()
 
 
 def _height_width(value):
@@ -93,17 +98,14 @@ class ImageClassification(App):
         return self.source.dataset(split)
 
     def fits_in_memory(self, split):
-        return getattr(self.source, "fits_in_memory", super().fits_in_memory)(split)
+        return self.source.fits_in_memory(split)
 
     def build_model(self):
         m = self.config.model
-        if m.weights is not None and not m.arch.startswith(APPLICATIONS):
-            raise ConfigError(f"model.weights applies to {APPLICATIONS}* archs; model.arch={m.arch} is "
-                              "trained here (start from a trained model with model.init_from)")
-        weights = "imagenet" if m.weights is None else m.weights
         return build_classifier(m.arch, self.info.shape, self.info.num_classes,
                                 width_multiplier=m.width_multiplier, dropout=m.dropout,
-                                augment=m.augment, augment_shift=m.augment_shift, weights=weights)
+                                augment=m.augment, augment_shift=m.augment_shift,
+                                weights=m.weights or "imagenet")
 
     def compile_args(self):
         return {

@@ -164,6 +164,10 @@ class ImageSource:
         return ImageDataInfo(tuple(info.features["image"].shape), label.num_classes,
                              list(label.names))
 
+    def fits_in_memory(self, split):
+        """IDX arrays are in memory already; TFDS sets by name are cached as they always were."""
+        return True
+
     # -- examples -------------------------------------------------------------
     def dataset(self, split) -> Optional[tf.data.Dataset]:
         """Unbatched (uint8 image HxWxC, int64 label) examples, or None if the split is empty."""

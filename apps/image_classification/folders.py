@@ -82,7 +82,7 @@ class FolderImages:
         streams them from disk (said once): never the whole folder in memory."""
         if self._good is None:
             self._check_all()
-        needed = sum(len(files) for files in self._good.values()) * int(np.prod(self.info().shape))
+        needed = sum(len(files) for files in self._good.values()) * int(np.prod(self.size)) * self.channels
         budget = CACHE_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         if needed > budget and not self._warned:
             self._warned = True

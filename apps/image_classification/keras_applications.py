@@ -64,7 +64,7 @@ def backbone(arch, x, weights):
     RGB images `x` (0-255): its preprocessing, then its convolutional base."""
     name = arch[len(PREFIX):]
     constructor = _constructor(name)
-    weights = None if weights in (None, "none") else weights
+    weights = None if weights == "none" else weights
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise DataNotFoundError(f"model.weights={weights} is not a file; give imagenet, none or the "
                                 f"path of a weights file for {name}")

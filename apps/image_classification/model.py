@@ -7,7 +7,7 @@ from apps.image_classification.backbones import BACKBONES
 
 
 def build_classifier(arch, input_shape, num_classes, width_multiplier=1.0, dropout=0.0,
-                     augment=False, augment_shift=0.1, name=None, weights=None):
+                     augment=False, augment_shift=0.1, name=None, weights="imagenet"):
     """A keras.Model from uint8 images (input "image") to class probabilities.
 
     Args:

@@ -101,7 +101,7 @@ class SequenceModeling(App):
 
     # -- data ---------------------------------------------------------------
     @property
-    def texts(self):
+    def labelled_texts(self):
         """Your own labelled texts (read once): a CSV file or class folders of .txt files."""
         d = self.config.data
         if self._texts is None:
@@ -116,7 +116,7 @@ class SequenceModeling(App):
             if self.images is not None:
                 return self.images.dataset(split)
             if self.own_texts:
-                ds = self.texts.dataset(split, d.limit)
+                ds = self.labelled_texts.dataset(split, d.limit)
             else:
                 ds = tfds_labelled(d.name, split, d.validation_split, d.dir, d.download, d.limit)
             if split == "train" and self.vectorizer is None:
@@ -202,7 +202,7 @@ class SequenceModeling(App):
         if self.images is not None:
             return self.images.info().class_names
         if self.own_texts:
-            return self.texts.class_names
+            return self.labelled_texts.class_names
         return list(tfds_info(self.config.data.name, self.config.data.dir).features["label"].names)
 
     # -- serving ------------------------------------------------------------
