@@ -2,6 +2,7 @@
 quiet TensorFlow."""
 
 import argparse
+import functools
 import os
 import socket
 import threading
@@ -30,6 +31,14 @@ def smoke_config(tmp_path):
             f"run_dir={tmp_path / 'run'}", f"export.dir={tmp_path / 'export'}", *overrides])
 
     return make
+
+
+@functools.cache
+def fashion_train():
+    """Fashion-MNIST's training (images, labels) from the IDX files, read once per session."""
+    from apps.image_classification.data import ImageSource
+
+    return ImageSource("fashion_mnist").idx_arrays("train")
 
 
 def free_port():

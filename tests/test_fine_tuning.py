@@ -6,13 +6,11 @@ import urllib.error
 import keras
 import numpy as np
 import pytest
+from conftest import fashion_train
 
-from apps.image_classification.data import ImageSource
 from apps.image_classification.model import build_classifier
 from training import fine_tuning
 from training.errors import DataNotFoundError
-
-FASHION = ImageSource("fashion_mnist").idx_arrays("train")
 
 
 def _classifier(classes, seed):
@@ -42,7 +40,7 @@ def test_a_frozen_backbone_keeps_every_weight_and_batchnorm_statistic(tmp_path):
     fine_tuning.set_backbone_frozen(model, True)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     before = {layer.name: layer.get_weights() for layer in model.layers}
-    model.fit(FASHION[0][:64], FASHION[1][:64] % 3, epochs=1, verbose=0)
+    model.fit(fashion_train()[0][:64], fashion_train()[1][:64] % 3, epochs=1, verbose=0)
     for layer in model.layers:
         changed = any(not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights()))
         assert changed == (layer.name == "probabilities"), layer.name

@@ -7,10 +7,9 @@ import io
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SMOKE
+from conftest import SMOKE, fashion_train
 from PIL import Image
 
-from apps.image_classification.data import ImageSource
 from apps.image_classification.folders import decode_image
 from apps.sequence_modeling import texts
 from training.config import load_config
@@ -18,14 +17,13 @@ from training.errors import ConfigError, DataError
 from training.folder_data import list_labelled_files
 from training.run import train
 
-FASHION = ImageSource("fashion_mnist").idx_arrays("train")
 BAD_FILES = {"tshirt/notes.txt": b"not an image", "tshirt/.DS_Store": b"\0\1",
              "trouser/empty.jpg": b"", "pullover/cut.png": None}  # None: a PNG cut short
 
 
 def fashion_folder(root, classes=("tshirt", "trouser", "pullover"), per_class=40, bad=True):
     """Real Fashion-MNIST images of the first len(classes) classes as root/<class>/<n>.png."""
-    images, labels = FASHION
+    images, labels = fashion_train()
     for label, name in enumerate(classes):
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in np.flatnonzero(labels == label)[:per_class]:
@@ -126,9 +124,9 @@ def test_a_folder_trains_with_its_class_names_and_one_line_about_skipped_files(f
     matrix = np.array(metrics["confusion_matrix"])
     assert matrix.shape == (3, 3) and matrix.sum() > 0
     loaded = tf.saved_model.load(metrics["export"])
-    png = [tf.io.encode_png(image).numpy() for image in FASHION[0][:2]]
+    png = [tf.io.encode_png(image).numpy() for image in fashion_train()[0][:2]]
     by_bytes = loaded.signatures["image_bytes"](image_bytes=tf.constant(png))
-    by_array = loaded.signatures["serving_default"](image=tf.constant(FASHION[0][:2]))
+    by_array = loaded.signatures["serving_default"](image=tf.constant(fashion_train()[0][:2]))
     assert set(by_bytes["class_name"].numpy()) <= {b"pullover", b"trouser", b"tshirt"}
     np.testing.assert_array_equal(by_bytes["class_name"], by_array["class_name"])
     np.testing.assert_allclose(by_bytes["probabilities"], by_array["probabilities"], atol=1e-6)
