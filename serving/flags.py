@@ -6,6 +6,15 @@ flags: --host, --max_body_bytes and --max_connections bound what clients can tak
 """
 
 
+def _true_false(value):
+    """TF Serving's bool flags: `--enable_batching`, `--enable_batching=true|false`."""
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise ValueError(value)
+
+
 def add_flags(parser):
     """Add tensorflow_model_server's flags that apply to the stand-in, plus --host."""
     parser.add_argument("--model_name", default="default", help="name of a single model")
@@ -27,5 +36,12 @@ def add_flags(parser):
     parser.add_argument("--grpc_max_threads", type=int, default=4,
                         help="gRPC calls worked on at once (as many more wait; beyond: "
                              "RESOURCE_EXHAUSTED)")
+    parser.add_argument("--enable_batching", type=_true_false, nargs="?", const=True,
+                        default=False, metavar="true|false",
+                        help="batch concurrent requests to a signature (serving/batching.py)")
+    parser.add_argument("--batching_parameters_file",
+                        help="BatchingParameters text proto (e.g. serving/batching_parameters.txt); "
+                             "without it: max_batch_size 32, batch_timeout_micros 2000, "
+                             "max_enqueued_batches 100, num_batch_threads 2")
     parser.add_argument("--max_connections", type=int, default=1000,
                         help="open REST connections; beyond it new ones wait to be accepted")

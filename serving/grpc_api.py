@@ -11,6 +11,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
+from serving.batching import QueueFull
 from serving.errors import ServingError
 from serving.inputs import BadRequest, check_array
 from serving.repository import NotFound
@@ -43,6 +44,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             outputs = loaded.run(fn, arrays)
         except (BadRequest, tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e).splitlines()[0])
+        except QueueFull as e:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = loaded.name
         response.model_spec.version.value = loaded.version

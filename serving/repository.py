@@ -2,14 +2,16 @@
 
 Like TF Serving's default version policy, each model serves its newest version
 that loads; a poll thread loads a version dropped in while running. A version
-that does not load (an empty or half-copied dir) is skipped, at start-up as
-while running, with one warning, and tried again once its files change.
+that does not load (an empty or half-copied dir, or a warm-up file that does not fit it)
+is skipped, at start-up as while running, with one warning, and tried again once its
+files change. As in TF Serving, a version's warm-up requests are replayed before it is
+served, and with batching parameters concurrent requests are batched (batching.py).
 """
 
 import stat
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,9 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
+from serving.batching import Batcher
 from serving.layout import versions
+from serving.warmup import read_warmup, replay
 
 ROWS_PER_CALL = 256  # a big request runs in slices, so its activations' memory stays bounded
 
@@ -33,6 +37,8 @@ class LoadedVersion:
     path: Path
     module: object  # what tf.saved_model.load returned; keeps the functions alive
     signature_defs: dict  # name -> SignatureDef as JSON-ready dict (TF Serving's metadata)
+    batching: object = None  # BatchingParameters, or None: every request runs on its own
+    batchers: dict = field(default_factory=dict)  # signature name -> Batcher
 
     def signature(self, name):
         if name not in self.module.signatures:
@@ -42,17 +48,41 @@ class LoadedVersion:
 
     def run(self, fn, arrays):
         """Outputs (NumPy) of signature `fn` on checked input `arrays`, at most ROWS_PER_CALL
-        rows per call when every input is batched along a first dimension of one size."""
+        rows per call when every input is batched along a first dimension of one size;
+        with batching on, such requests join the signature's batches."""
         sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
-        batched = len(sizes) == 1 and None not in sizes and all(
-            spec.shape.rank and spec.shape[0] is None
-            for spec in fn.structured_input_signature[1].values())
+        batched = len(sizes) == 1 and None not in sizes and _batched(fn)
         total = sizes.pop() if batched else 0
-        if not batched or total <= ROWS_PER_CALL:
-            return {k: v.numpy() for k, v in fn(**{n: tf.constant(a) for n, a in arrays.items()}).items()}
-        parts = [self.run(fn, {n: a[i:i + ROWS_PER_CALL] for n, a in arrays.items()})
-                 for i in range(0, total, ROWS_PER_CALL)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if batched and self.batching is not None:
+            return self._batcher(fn)(arrays)
+        return _run_in_slices(fn, arrays, total if batched else 0)
+
+    def _batcher(self, fn):
+        name = next(k for k, v in self.module.signatures.items() if v is fn)
+        if name not in self.batchers:
+            self.batchers.setdefault(name, Batcher(
+                lambda arrays: _run_in_slices(fn, arrays, len(next(iter(arrays.values())))),
+                self.batching))
+        return self.batchers[name]
+
+    def close(self):
+        for batcher in self.batchers.values():
+            batcher.close()
+
+
+def _batched(fn):
+    """Do all of the signature's inputs and outputs have a leading batch dimension?"""
+    specs = list(fn.structured_input_signature[1].values()) + list(fn.structured_outputs.values())
+    return all(spec.shape.rank and spec.shape[0] is None for spec in specs)
+
+
+def _run_in_slices(fn, arrays, total):
+    """Outputs of `fn` on `arrays`, ROWS_PER_CALL rows a call when `total` (rows) is more."""
+    if total <= ROWS_PER_CALL:
+        return {k: v.numpy() for k, v in fn(**{n: tf.constant(a) for n, a in arrays.items()}).items()}
+    parts = [_run_in_slices(fn, {n: a[i:i + ROWS_PER_CALL] for n, a in arrays.items()}, 0)
+             for i in range(0, total, ROWS_PER_CALL)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def read_signature_defs(path):
@@ -80,9 +110,10 @@ def _stamp(path):
 class ModelRepository:
     """The newest loadable version of each named model, reloaded when a newer one appears."""
 
-    def __init__(self, models, poll_seconds=1.0, log=None):
+    def __init__(self, models, poll_seconds=1.0, log=None, batching=None):
         self.base_paths = {name: Path(p) for name, p in models.items()}
         self.poll_seconds = poll_seconds
+        self.batching = batching
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
         self._loaded = {}
         self._broken = {}  # (name, version) -> the files' stamp when loading failed
@@ -101,8 +132,15 @@ class ModelRepository:
         if self._broken.get((name, version)) == stamp:
             return None
         try:
-            return LoadedVersion(name, version, path, tf.saved_model.load(str(path)),
-                                 read_signature_defs(path))
+            loaded = LoadedVersion(name, version, path, tf.saved_model.load(str(path)),
+                                   read_signature_defs(path), self.batching)
+            requests = read_warmup(path)
+            if requests:
+                seconds = replay(loaded.module.signatures, requests,
+                                 lambda fn, arrays: _run_in_slices(fn, arrays, 0))
+                self.log(f"{name} version {version}: replayed {len(requests)} warm-up requests "
+                         f"in {seconds:.2f} s")
+            return loaded
         except Exception as e:  # an empty, half-copied or foreign dir must not stop serving
             self._broken[(name, version)] = stamp
             first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -122,6 +160,9 @@ class ModelRepository:
                 if loaded is not None:
                     with self._lock:
                         self._loaded[name] = loaded
+                    self.log(f"{name} version {version} is AVAILABLE")
+                    if current is not None:
+                        current.close()
                     break
 
     def start_polling(self):
@@ -138,6 +179,9 @@ class ModelRepository:
 
     def stop(self):
         self._stop.set()
+        with self._lock:
+            for loaded in self._loaded.values():
+                loaded.close()
 
     def get(self, name, version=None):
         with self._lock:

@@ -16,6 +16,7 @@ import threading
 import tensorflow as tf
 from werkzeug.wrappers import Request, Response
 
+from serving.batching import QueueFull
 from serving.inputs import BadRequest
 from serving.json_tensors import format_outputs, parse_body, to_array
 from serving.repository import NotFound
@@ -158,6 +159,8 @@ class RestApp:
             code, body = 400, {"error": str(e)}
         except NotFound as e:
             code, body = 404, {"error": str(e)}
+        except QueueFull as e:
+            code, body = 503, {"error": str(e)}
         except Exception as e:  # keep serving; report what broke
             code, body = 500, {"error": f"{type(e).__name__}: {e}"}
         response = Response(json.dumps(body), code, mimetype="application/json")

@@ -25,6 +25,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
+from serving.batching import BatchingParameters, read_parameters
 from serving.errors import ServingError
 from serving.layout import parse_model_config_file
 from serving.repository import ModelRepository
@@ -101,7 +102,14 @@ class RestServer:
 def make_server_from_flags(args):
     """(REST server, gRPC server or None, repository), not yet serving."""
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "queue depth" under load is normal
-    repository = ModelRepository(models_from_flags(args), args.file_system_poll_wait_seconds)
+    batching = None
+    if args.enable_batching:
+        batching = (read_parameters(args.batching_parameters_file) if args.batching_parameters_file
+                    else BatchingParameters())
+    elif args.batching_parameters_file:
+        raise ServingError("--batching_parameters_file is used only with --enable_batching")
+    repository = ModelRepository(models_from_flags(args), args.file_system_poll_wait_seconds,
+                                 batching=batching)
     server = RestServer(RestApp(repository, args.max_body_bytes), args)
     grpc_server = None
     if args.port >= 0:

@@ -273,16 +273,18 @@ def test_a_broken_newest_version_is_skipped_at_start_up_with_one_warning(served,
     base = tmp_path / "fashion"
     shutil.copytree(served["version_dir"], base / "1")
     (base / "9").mkdir()  # an empty dir, as a copy that has not started
-    warnings = []
-    repository = ModelRepository({"fashion": base}, log=warnings.append)
+    log = []
+    repository = ModelRepository({"fashion": base}, log=log.append)
+    warnings = lambda: [line for line in log if line.startswith("warning")]  # noqa: E731
     assert repository.get("fashion").version == 1
     for _ in range(3):  # the poller looks again and again
         repository.refresh()
-    assert len(warnings) == 1 and "skipping fashion version 9" in warnings[0]
+    assert len(warnings()) == 1 and "skipping fashion version 9" in warnings()[0]
     shutil.rmtree(base / "9")
     shutil.copytree(served["version_dir"], base / "9")  # the copy completes
     repository.refresh()
-    assert repository.get("fashion").version == 9 and len(warnings) == 1
+    assert repository.get("fashion").version == 9 and len(warnings()) == 1
+    assert log[-1] == "fashion version 9 is AVAILABLE"
 
 
 def test_export_is_readable_by_others_refuses_paths_and_cleans_up_after_a_killed_one(tmp_path):
