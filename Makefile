@@ -18,7 +18,7 @@ help:
 	@echo "make test-slow   the long runs (full trainings)"
 	@echo "make lint        ruff over the whole tree (pyproject.toml has its rules)"
 	@echo "make bench       every benchmark in benchmarks/ (about an hour) -> benchmarks/RESULTS.md"
-	@echo "make export RUN=runs/<app>/<stamp>   export a finished run for TF Serving"
+	@echo "make export RUN=runs/<app>/<stamp> [FORMAT=litert QUANTIZE=int8]   export a finished run"
 	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"
 	@echo "make new-app NAME=my_task            scaffold a new task (app, config, test)"
 	@echo "ARGS='--set epochs=2' passes extra options to the training command"
@@ -88,18 +88,21 @@ bench: setup $(SERVING_INSTALLED) $(BENCH_INSTALLED)
 	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 export: setup
-	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/<app>/<stamp> [NAME=model_name]"; exit 2; }
-	$(PY) -m training export --run $(RUN) $(if $(NAME),--name $(NAME))
+	@test -n "$(RUN)" || { echo "usage: make export RUN=runs/<app>/<stamp> [NAME=model_name] [FORMAT=saved_model|litert] [QUANTIZE=none|dynamic|float16|int8]"; exit 2; }
+	$(PY) -m training export --run $(RUN) $(if $(NAME),--name $(NAME)) $(if $(FORMAT),--format $(FORMAT)) $(if $(QUANTIZE),--quantize $(QUANTIZE))
 
 # TF Serving if installed, else its Docker image, else our REST stand-in (same flags).
 EXPORT_DIR ?= export
-SERVE_FLAGS = --rest_api_port=8501 --port=8500 --model_config_file=$(abspath $(EXPORT_DIR))/models.config
+# Batching as in serving/batching_parameters.txt (its comments say why each value).
+SERVE_FLAGS = --rest_api_port=8501 --port=8500 --model_config_file=$(abspath $(EXPORT_DIR))/models.config \
+	--enable_batching=true --batching_parameters_file=$(abspath serving/batching_parameters.txt)
 serve: setup $(SERVING_INSTALLED)
 	@test -f $(EXPORT_DIR)/models.config || { echo "No $(EXPORT_DIR)/models.config: run make train-app (or make export) first"; exit 2; }
 	@if command -v tensorflow_model_server >/dev/null 2>&1; then \
 		tensorflow_model_server $(SERVE_FLAGS); \
 	elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
 		docker run --rm -p 8500:8500 -p 8501:8501 -v $(abspath $(EXPORT_DIR)):$(abspath $(EXPORT_DIR)) \
+			-v $(abspath serving/batching_parameters.txt):$(abspath serving/batching_parameters.txt):ro \
 			tensorflow/serving $(SERVE_FLAGS); \
 	else \
 		echo "tensorflow_model_server and docker are not available: serving with the local REST stand-in"; \

@@ -75,6 +75,10 @@ class TabularRegression(App):
         return {"optimizer": "adam", "loss": "mse",
                 "metrics": [keras.metrics.MeanAbsoluteError(name="mae")]}
 
+    def feature_columns(self):
+        return self.feature_names
+
     def serving_signature(self, model):
         spec = tf.TensorSpec((None, len(self.feature_names)), tf.float32, name="features")
-        return ServingSignature([spec], lambda x: {"prediction": model(x, training=False)[:, 0]})
+        return ServingSignature([spec], lambda x: {"prediction": model(x, training=False)[:, 0]},
+                                scored="prediction")

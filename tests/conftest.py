@@ -89,6 +89,16 @@ def served(tmp_path_factory):
     repository.stop()
 
 
+def one_line_error(result, *expected):
+    """Exit 2 and one `error: ...` line naming what is wrong, no traceback."""
+    assert result.returncode == 2, (result.stdout[-1500:], result.stderr[-1500:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-1500:]
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
 @pytest.fixture
 def cli(capsys, monkeypatch):
     """Run the command line in this process: (returncode, stdout, stderr)."""

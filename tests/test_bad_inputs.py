@@ -17,22 +17,12 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SMOKE
+from conftest import SMOKE, one_line_error
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from training.run_dir import LOCK_FILE
 
 IDX = Path("/usr/share/datasets/fashion-mnist")
-
-
-def one_line_error(result, *expected):
-    """Exit 2 and one `error: ...` line naming what is wrong, no traceback."""
-    assert result.returncode == 2, (result.stdout[-1500:], result.stderr[-1500:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-1500:]
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 # (id, app, --set overrides, text the message must hold)

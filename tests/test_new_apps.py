@@ -1,5 +1,6 @@
 """Adding tasks: the scaffold starts green, installed packages add apps, the CSV example works."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from training import predict
 from training.app import App
 from training.config import load_config
 from training.errors import ConfigError
-from training.run import train
+from training.run import evaluate, export_run, load_run, train
 from training.scaffold import new_app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +110,7 @@ def _write_csv(path, rows=400):
     np.savetxt(path, np.column_stack([x, y]), delimiter=",", header="a,b,c,price", comments="")
 
 
-def test_tabular_regression_from_csv_exports_raw_features(tmp_path):
+def test_tabular_regression_from_csv_exports_raw_features(tmp_path, capsys):
     _write_csv(tmp_path / "houses.csv")
     config = load_config("tabular_regression", None, [
         f"data.path={tmp_path / 'houses.csv'}", "data.target=price", "epochs=40",
@@ -121,6 +123,23 @@ def test_tabular_regression_from_csv_exports_raw_features(tmp_path):
     out = serve(features=tf.constant([[0.0, 500.0, 1.0]], tf.float32))
     assert out["prediction"].shape == (1,)
     assert abs(float(out["prediction"][0]) - 15.0) < 1.5  # 2*0 + 0.03*500
+
+    # Full-integer LiteRT converts, and its check tells what int8 costs: the raw features
+    # (spreads 1, 100 and 0.01) share one int8 scale, so `a` is lost.
+    litert = export_run(metrics["run_dir"], format="litert", quantize="int8")
+    assert litert == tmp_path / "export" / "tabular_regression" / "litert" / "1"
+    int8 = evaluate(metrics["run_dir"], artifact=litert / "model.tflite")
+    assert int8["mae"] > 5 * metrics["test"]["mae"]
+    check = json.loads((litert / "model.json").read_text())["int8_check"]
+    assert check["examples"] == 288 and check["mean_abs_change"] > 0.1 * check["output_std"]
+    assert "int8 loses much here" in capsys.readouterr().out
+    # predict reads a CSV by its header: columns in another order, the target among them.
+    (tmp_path / "new.csv").write_text("price,c,a,b\n9,1.0,0.0,500.0\n9,1.0,1.0,500.0\n")
+    _, app, model = load_run(metrics["run_dir"])
+    rows = predict.predict(app, model, [str(tmp_path / "new.csv")])
+    expected = serve(features=tf.constant([[0.0, 500.0, 1.0], [1.0, 500.0, 1.0]]))["prediction"]
+    assert [r["input"] for r in rows] == [f"{tmp_path / 'new.csv'} row {i}" for i in (1, 2)]
+    np.testing.assert_allclose([r["prediction"] for r in rows], expected.numpy(), atol=1e-5)
 
 
 def test_tabular_regression_errors_name_the_fix(tmp_path):

@@ -12,9 +12,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from apps.sequence_modeling.app import SequenceModeling
+from serving.warmup import read_warmup
 from training.config import load_config
 from training.errors import ConfigError
-from training.run import load_run, train
+from training.run import evaluate, load_run, train
 
 QUICK = ["epochs=1", "batch_size=32", "runtime.verbose=0", "callbacks.tensorboard=false",
          "runtime.steps_per_execution=4", "model.units=16"]
@@ -63,6 +64,11 @@ def test_language_model_on_a_local_text_file_generates(tmp_path):
     out = serving(metrics)(text=tf.constant(["The GNU General Public Licen", "Th"]))
     assert out["next_char_probabilities"].shape[0] == 2
     np.testing.assert_allclose(np.sum(out["next_char_probabilities"], axis=-1), 1.0, atol=1e-4)
+    # A fresh app builds the test split's vocabulary from the training text, as train did.
+    again = evaluate(metrics["run_dir"])
+    assert again["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-4)
+    warmup = read_warmup(metrics["export"])  # the warm-up texts are real windows of the corpus
+    assert len(warmup) == 3 and len(warmup[0][1]["text"][0]) == 40
 
     result = subprocess.run(
         [sys.executable, "-m", "training", "generate", "--run", metrics["run_dir"],

@@ -40,10 +40,17 @@ class ServingSignature:
         (the request key), e.g. uint8 images or strings.
     fn: takes those tensors as positional arguments, in order, and returns a
         dict of named output tensors, e.g. {"probabilities": ..., "class_id": ...}.
+    scored: the output that is the model's own output, which the loss and metrics compare
+        with the labels (`evaluate --artifact` scores an export by it); None: no such output.
+    examples: turns a batch of the app's features (as build_data yields them) into this
+        signature's inputs, a list in order, for the export's warm-up requests; None: the
+        features are the inputs.
     """
 
     inputs: List[tf.TensorSpec]
     fn: Callable[..., Dict[str, tf.Tensor]]
+    scored: Optional[str] = "outputs"
+    examples: Optional[Callable] = None
 
 
 def classification_signature(model, spec, class_names):
@@ -58,7 +65,7 @@ def classification_signature(model, spec, class_names):
         return {"probabilities": probabilities, "class_id": class_id,
                 "class_name": tf.gather(names, class_id)}
 
-    return ServingSignature([spec], serve)
+    return ServingSignature([spec], serve, scored="probabilities")
 
 
 class App:
@@ -136,6 +143,11 @@ class App:
         """More signatures exported next to `serving_default`, by name (TF Serving's
         `signature_name`), e.g. one taking encoded image bytes. Default: none."""
         return {}
+
+    def feature_columns(self) -> Optional[List[str]]:
+        """The CSV columns that are the model's input, in order, so `predict` can read a CSV
+        with a header (a table app's features); None: a CSV's columns are the input as is."""
+        return None
 
     def pretrain(self, run_dir: str, compile_options: dict) -> None:
         """Optional unsupervised stage, run before `build_model` (e.g. a DBN's RBMs).

@@ -97,11 +97,23 @@ def build_parser():
                           help="run directory, e.g. runs/image_classification/<stamp>")
     evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a data key, e.g. --set data.limit=1000")
+    evaluate.add_argument("--artifact", metavar="PATH",
+                          help="score this export of the run instead of its model: a SavedModel "
+                               "version dir (export/NAME/1) or a .tflite file")
 
-    export = sub.add_parser("export", help="export a finished run as a SavedModel for TF Serving")
+    export = sub.add_parser("export", help="export a finished run: a SavedModel for TF Serving, "
+                            "or a LiteRT model for devices")
     export.add_argument("--run", required=True, help="run directory")
     export.add_argument("--name", help="model name under the export dir (default: the app name)")
     export.add_argument("--export-dir", help="export root (default: config export.dir)")
+    export.add_argument("--format", default="saved_model", metavar="saved_model|litert",
+                        help="saved_model: EXPORT_DIR/NAME/VERSION (TF Serving); litert: "
+                             "EXPORT_DIR/NAME/litert/VERSION/model.tflite")
+    export.add_argument("--quantize", metavar="none|dynamic|float16|int8",
+                        help="litert only: none (float32), dynamic (int8 weights), float16, or "
+                             "int8 (full integer, calibrated on training examples)")
+    export.add_argument("--int8-io", action="store_true",
+                        help="with --quantize int8: int8 inputs and outputs too (default: float)")
 
     generate = sub.add_parser("generate", help="sample text from a language-model run")
     generate.add_argument("--run", required=True, help="run directory of a sequence_modeling "
@@ -118,9 +130,15 @@ def build_parser():
         "serve", help="local stand-in for TF Serving (same flags as tensorflow_model_server)")
     add_serving_flags(serve)
 
-    predict = sub.add_parser("predict", help="ask a served model about image files, .npy files or texts")
-    predict.add_argument("items", nargs="+", help="image paths (.png/.jpg), .npy arrays, or texts")
-    predict.add_argument("--model", required=True, help="model name on the server")
+    predict = sub.add_parser("predict", help="predict with a run's model (--run) or ask a served "
+                             "one (--model): image files, texts, CSV rows or .npy files")
+    predict.add_argument("items", nargs="+",
+                         help="image files (.png/.jpg), text files or texts, CSV files, .npy arrays")
+    predict.add_argument("--run", help="run directory: predict in process, no server needed")
+    predict.add_argument("--json", action="store_true",
+                         help="with --run: print every output as JSON (default: top classes)")
+    predict.add_argument("--top", type=int, default=3, help="with --run: classes shown per item")
+    predict.add_argument("--model", help="model name on the server")
     predict.add_argument("--url", default="http://127.0.0.1:8501", help="REST base URL")
     predict.add_argument("--grpc", metavar="HOST:PORT", help="use gRPC (PredictionService) instead of REST")
     predict.add_argument("--version", type=int, help="a specific model version")
@@ -173,11 +191,12 @@ def run(args):
     elif args.command == "evaluate":
         from training import run as pipeline
 
-        print(json.dumps(pipeline.evaluate(args.run, args.set), indent=2))
+        print(json.dumps(pipeline.evaluate(args.run, args.set, args.artifact), indent=2))
     elif args.command == "export":
         from training import run as pipeline
 
-        print(pipeline.export_run(args.run, args.name, args.export_dir))
+        print(pipeline.export_run(args.run, args.name, args.export_dir, args.format, args.quantize,
+                                  args.int8_io))
     elif args.command == "generate":
         from training import run as pipeline
 
@@ -192,7 +211,21 @@ def run(args):
             return server.serve(args)
         except server.ServingError as e:  # serving does not know training's errors
             raise CommandError(str(e)) from None
+    elif args.command == "predict" and args.run:
+        from training import predict
+        from training.run import load_run
+
+        if args.model:
+            raise ConfigError("Give --run DIR (predict in process) or --model NAME (ask a "
+                              "server), not both")
+        _, app, model = load_run(args.run)
+        results = predict.predict(app, model, args.items)
+        print(json.dumps(results, indent=2) if args.json else
+              predict.as_text(results, app.class_names(), args.top))
     elif args.command == "predict":
+        if not args.model:
+            raise ConfigError("Give --run DIR to predict with a run's model, or --model NAME to "
+                              "ask a server (make serve)")
         client = _serving_module("client")
         try:
             if args.grpc:

@@ -1,4 +1,5 @@
-"""SavedModel export in TF Serving's layout: `<export_dir>/<name>/<int version>/`.
+"""SavedModel export in TF Serving's layout: `<export_dir>/<name>/<int version>/`, with
+TF Serving's warm-up file of a few real examples in `assets.extra/`.
 
 A version is written to a hidden temp dir inside `<name>/` and renamed into
 place, so TF Serving (which only loads all-digit directories) never sees a
@@ -14,9 +15,11 @@ import shutil
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from serving.layout import model_name_problem, versions, write_models_config
+from serving.warmup import write_warmup
 from training.errors import ExportError
 
 TMP_PREFIX = ".tmp-"
@@ -40,32 +43,92 @@ def remove_abandoned_temps(model_dir):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def export_saved_model(model, signature, export_dir, name, extra_signatures=None):
-    """Write `model` with `signature` as `serving_default` (and `extra_signatures`, a dict
-    of them by name); return the version dir."""
+class NextVersion:
+    """The next version of `model_dir`, written into `.tmp` and renamed to `.path` when the
+    `with` block ends without an error; on an error (or a kill, see remove_abandoned_temps)
+    the temp dir is deleted, so no half-written version is ever left."""
+
+    def __init__(self, model_dir, what="export.dir"):
+        model_dir = Path(model_dir)
+        try:
+            model_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ExportError(f"Cannot create {model_dir} ({e.strerror}); choose another {what}") from None
+        remove_abandoned_temps(model_dir)
+        self.version = (versions(model_dir) or [0])[-1] + 1
+        self.path = model_dir / str(self.version)
+        self.tmp = model_dir / f"{TMP_PREFIX}{self.version}-{os.getpid()}-{secrets.token_hex(4)}"
+
+    def __enter__(self):
+        self.tmp.mkdir()  # mode 0777 less the umask, as the version dir will have
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        if error_type is None:
+            try:
+                # os.rename fails if the target appeared meanwhile: never overwrite a version.
+                os.rename(self.tmp, self.path)
+                return False
+            except BaseException:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                raise
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
+
+
+def checked_name(name):
     problem = model_name_problem(name)
     if problem:
         raise ExportError(f"Model name {name!r} {problem}")
-    model_dir = Path(export_dir) / name
-    try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ExportError(f"Cannot create {model_dir} ({e.strerror}); choose another export.dir") from None
-    remove_abandoned_temps(model_dir)
-    version = (versions(model_dir) or [0])[-1] + 1
-    tmp = model_dir / f"{TMP_PREFIX}{version}-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()  # mode 0777 less the umask, as the version dir will have
-    try:
+    return name
+
+
+def export_saved_model(model, signature, export_dir, name, extra_signatures=None,
+                       warmup_features=None):
+    """Write `model` with `signature` as `serving_default` (and `extra_signatures`, a dict
+    of them by name); return the version dir. With `warmup_features` (a batch of the app's
+    features), the version gets TF Serving's warm-up file of them (serving/warmup.py)."""
+    signatures = {"serving_default": signature, **(extra_signatures or {})}
+    with NextVersion(Path(export_dir) / checked_name(name)) as version:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        for endpoint, sig in {"serving_default": signature, **(extra_signatures or {})}.items():
+        for endpoint, sig in signatures.items():
             archive.add_endpoint(endpoint, tf.function(sig.fn), input_signature=sig.inputs)
-        archive.write_out(str(tmp), verbose=False)
-        target = model_dir / str(version)
-        # os.rename fails if the target appeared meanwhile: never overwrite a version.
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        archive.write_out(str(version.tmp), verbose=False)
+        if warmup_features is not None:
+            requests = warmup_requests(signatures, warmup_features)
+            if requests:
+                write_warmup(version.tmp, name, requests)
     write_models_config(export_dir)
-    return target
+    return version.path
+
+
+def _fits(spec, array):
+    """Can NumPy `array` be fed as TensorSpec `spec`?"""
+    if spec.dtype == tf.string:
+        kind_fits = array.dtype.kind in "OSU"
+    else:
+        kind_fits = array.dtype == spec.dtype.as_numpy_dtype
+    return kind_fits and spec.shape.is_compatible_with(array.shape)
+
+
+def warmup_requests(signatures, features, log=print):
+    """TF Serving warm-up requests, one per example of `features` (a batch, as build_data's
+    examples come, batched) for each signature (name -> ServingSignature): a list of
+    (signature name, {input name: NumPy batch of one}). A signature whose inputs the
+    features do not fit gets none, with a note saying how to give it some."""
+    requests = []
+    for name, signature in signatures.items():
+        if signature.examples is not None:
+            inputs = signature.examples(features)
+        else:
+            inputs = list(features.values()) if isinstance(features, dict) else [features]
+        inputs = [np.asarray(t) for t in inputs]
+        specs = signature.inputs
+        if len(inputs) != len(specs) or not all(map(_fits, specs, inputs)):
+            log(f"note: no warm-up requests for signature {name!r}: the app's examples do not "
+                "fit its inputs; give its ServingSignature an `examples` function")
+            continue
+        for row in range(len(inputs[0])):
+            requests.append((name, {spec.name: a[row:row + 1] for spec, a in zip(specs, inputs)}))
+    return requests

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from serving.layout import model_name_problem
-from training import fine_tuning, input_pipeline, plots
+from training import artifacts, fine_tuning, input_pipeline, litert, plots
 from training import run_dir as run_dirs
 from training.callbacks import (
     load_weights_without_optimizer,
@@ -153,11 +153,24 @@ def write_report(app, model, history, test_ds, run_dir):
     return extra
 
 
+WARMUP_EXAMPLES = 3  # per signature: every graph runs once at load, and loading stays quick
+
+
+def warmup_features(app):
+    """A batch of WARMUP_EXAMPLES real examples' features (test split, else train), or None."""
+    for split in ("test", "train"):
+        ds = app.build_data(split)
+        if ds is not None:
+            for features, _ in ds.batch(WARMUP_EXAMPLES).take(1):
+                return features
+    return None
+
+
 def export_model(app, model, config, name=None):
-    """Export `model` for TF Serving; returns the version directory."""
+    """Export `model` for TF Serving, with warm-up requests; returns the version directory."""
     name = name or config.export.name or config.app
     return export_saved_model(model, app.serving_signature(model), config.export.dir, name,
-                              app.extra_signatures(model))
+                              app.extra_signatures(model), warmup_features(app))
 
 
 def train(config):
@@ -291,22 +304,52 @@ def load_run(run_dir, overrides=()):
     return config, app, model
 
 
-def evaluate(run_dir, overrides=()):
-    """Test metrics of a finished run's saved model."""
+def evaluate(run_dir, overrides=(), artifact=None):
+    """Test metrics of a finished run's saved model, or of `artifact` exported from it (a
+    SavedModel version dir or a .tflite file), scored by the run's loss and metrics."""
     config, app, model = load_run(run_dir, overrides)
+    loaded = None
+    if artifact is not None:
+        loaded = artifacts.open_artifact(artifact)
+        artifacts.check_fits(loaded, model, config.app)
     strategy = tf.distribute.get_strategy()
     test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
     if test_ds is None:
         raise ConfigError(f"App {config.app} has no test split to evaluate")
-    return {k: float(v) for k, v in model.evaluate(test_ds, return_dict=True, verbose=0).items()}
+    if loaded is None:
+        return {k: float(v) for k, v in model.evaluate(test_ds, return_dict=True, verbose=0).items()}
+    if isinstance(loaded, artifacts.LiteRTModel):
+        output = loaded.output_names[0]  # the model's own output, as Keras exported it
+    else:
+        output = app.serving_signature(model).scored
+        if output is None or output not in loaded.fn.structured_outputs:
+            raise ConfigError(f"{artifact}'s serving_default has no output that {config.app} "
+                              "scores against its labels; evaluate the run itself (no --artifact)")
+    return artifacts.score(loaded, output, test_ds, app.compile_args())
 
 
-def export_run(run_dir, name=None, export_dir=None):
-    """Export a finished run's saved model; returns the version directory."""
+EXPORT_FORMATS = ("saved_model", "litert")
+
+
+def export_run(run_dir, name=None, export_dir=None, format="saved_model", quantize=None,
+               int8_io=False):
+    """Export a finished run's saved model as a SavedModel (TF Serving) or a LiteRT model
+    (`quantize`: litert.QUANTIZE); returns the version directory."""
     problem = model_name_problem(name) if name else None
     if problem:  # before the model loads
         raise ExportError(f"--name {name!r} {problem}")
+    if format not in EXPORT_FORMATS:
+        raise ExportError(f"--format {format!r} is not one of: {', '.join(EXPORT_FORMATS)}")
+    if format == "saved_model" and (quantize not in (None, "none") or int8_io):
+        raise ExportError("A SavedModel for TF Serving is exported in float; --quantize and "
+                          "--int8-io are for --format litert")
+    if format == "litert" and quantize not in (None, *litert.QUANTIZE):
+        raise ExportError(f"--quantize {quantize!r} is not one LiteRT takes; choose one of: "
+                          f"{', '.join(litert.QUANTIZE)}")
     config, app, model = load_run(run_dir)
     if export_dir:
         config.export.dir = export_dir
+    if format == "litert":
+        return litert.export_litert(app, model, config, name, quantize or "none", int8_io,
+                                    source=run_dir)
     return export_model(app, model, config, name)

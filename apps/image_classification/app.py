@@ -134,4 +134,6 @@ class ImageClassification(App):
             return pixels(images)
 
         return {IMAGE_BYTES_SIGNATURE: ServingSignature(
-            [tf.TensorSpec((None,), tf.string, name="image_bytes")], from_bytes)}
+            [tf.TensorSpec((None,), tf.string, name="image_bytes")], from_bytes,
+            scored="probabilities",
+            examples=lambda images: [tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)])}

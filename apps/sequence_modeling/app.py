@@ -124,6 +124,8 @@ class SequenceModeling(App):
                 self.vectorizer.adapt(ds.map(lambda text, label: text).batch(256))
             return ds
         if c.task == "language_model":
+            if split != "train" and self.vectorizer is None:
+                self.build_data("train")  # the vocabulary is the training text's
             text = sequence_data.text_corpus(split, d.path, d.name, d.validation_split, d.dir,
                                              d.download)
             if split == "train" and self.vectorizer is None:
@@ -210,7 +212,8 @@ class SequenceModeling(App):
         task = self.config.task
         if task == "forecasting":
             spec = tf.TensorSpec((None, self.config.data.sequence_length), tf.float32, name="window")
-            return ServingSignature([spec], lambda w: {"forecast": model(w, training=False)[:, 0]})
+            return ServingSignature([spec], lambda w: {"forecast": model(w, training=False)[:, 0]},
+                                    scored="forecast")
         if task == "classification":
             if self.images is not None:
                 shape = (None,) + tuple(model.inputs[0].shape[1:])
@@ -228,7 +231,8 @@ class SequenceModeling(App):
             return {"next_char_probabilities": p,
                     "next_char": tf.strings.unicode_encode(code[:, None], "UTF-8")}
 
-        return ServingSignature([tf.TensorSpec((None,), tf.string, name="text")], next_char)
+        return ServingSignature([tf.TensorSpec((None,), tf.string, name="text")], next_char,
+                                scored=None)  # the model's output is every position's
 
     # -- reports and generation ---------------------------------------------
     def report(self, model, test_data, run_dir):

@@ -1,0 +1,192 @@
+"""Deployment: LiteRT export (float and int8), scoring any export on the test split, predict
+without a server, TF Serving's warm-up file and server-side batching."""
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import SMOKE, one_line_error
+
+from serving.batching import BatchingParameters, read_parameters
+from serving.repository import ModelRepository
+from serving.warmup import WARMUP_FILE, read_warmup, write_warmup
+from training.config import load_config
+from training.run import train
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished one-epoch image_classification run, exported (SavedModel) by train."""
+    tmp = tmp_path_factory.mktemp("deploy")
+    metrics = train(load_config("image_classification", None, SMOKE + [
+        f"run_dir={tmp / 'run'}", f"export.dir={tmp / 'export'}"]))
+    return {"run": tmp / "run", "export": tmp / "export", "metrics": metrics,
+            "saved_model": metrics["export"]}
+
+
+def _evaluate(cli, run, *args):
+    result = cli("evaluate", "--run", str(run), *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_litert_float_and_int8_score_like_the_saved_model(finished, cli):
+    run, export = str(finished["run"]), str(finished["export"])
+    result = cli("export", "--run", run, "--export-dir", export, "--format", "litert")
+    assert result.returncode == 0, result.stderr
+    float_dir = finished["export"] / "image_classification" / "litert" / "1"
+    assert result.stdout.strip() == str(float_dir)
+    result = cli("export", "--run", run, "--export-dir", export, "--format", "litert",
+                 "--quantize", "int8")
+    assert result.returncode == 0, result.stderr
+    int8_dir = finished["export"] / "image_classification" / "litert" / "2"
+    details = json.loads((int8_dir / "model.json").read_text())
+    assert details["quantize"] == "int8" and details["labels"] == "labels.txt"
+    assert details["inputs"] == [{"name": "image", "shape": [-1, 28, 28, 1], "dtype": "uint8"}]
+    assert details["outputs"][0]["dtype"] == "float32"  # float output kept without --int8-io
+    labels = (int8_dir / "labels.txt").read_text().splitlines()
+    assert len(labels) == 10 and labels[0] == "T-shirt/top"
+    float_size = (float_dir / "model.tflite").stat().st_size
+    # Weights shrink 4x; a model this narrow (width 0.25) keeps its graph's bytes.
+    assert details["bytes"] == (int8_dir / "model.tflite").stat().st_size <= 0.4 * float_size
+
+    run_metrics = finished["metrics"]["test"]  # train's model.evaluate on the test split
+    saved = _evaluate(cli, run, "--artifact", finished["saved_model"])
+    litert_float = _evaluate(cli, run, "--artifact", str(float_dir / "model.tflite"))
+    litert_int8 = _evaluate(cli, run, "--artifact", str(int8_dir / "model.tflite"))
+    for scored in (saved, litert_float):
+        assert scored.keys() == run_metrics.keys()
+        assert all(abs(scored[k] - run_metrics[k]) < 1e-4 for k in scored)
+    assert abs(litert_int8["accuracy"] - litert_float["accuracy"]) <= 0.03  # 256 test images
+    assert litert_int8["loss"] != litert_float["loss"]  # it is the int8 model that was scored
+
+
+def test_litert_bad_input_is_one_line_and_leaves_no_version(finished, cli, tmp_path, monkeypatch):
+    run, export = str(finished["run"]), str(tmp_path / "export")
+    one_line_error(cli("export", "--run", run, "--format", "litert", "--quantize", "int4"),
+                   "--quantize 'int4'", "none, dynamic, float16, int8")
+    one_line_error(cli("export", "--run", run, "--quantize", "int8"),
+                   "--quantize and --int8-io are for --format litert")
+    one_line_error(cli("export", "--run", run, "--format", "onnx"), "saved_model, litert")
+    one_line_error(cli("export", "--run", str(tmp_path), "--format", "litert"),
+                   "is not a finished run")
+    one_line_error(cli("export", "--run", run, "--export-dir", export, "--format", "litert",
+                       "--int8-io"), "--int8-io needs --quantize int8")
+    corrupt = tmp_path / "model.tflite"
+    corrupt.write_bytes(b"TFL3" + bytes(200))
+    one_line_error(cli("evaluate", "--run", run, "--artifact", str(corrupt)),
+                   "is not a LiteRT model that loads", "export it again")
+    other = tmp_path / "other.tflite"  # an artefact of another model: 4 numbers in
+    import keras
+
+    inputs = keras.Input((4,), name="features")
+    keras.Model(inputs, keras.layers.Dense(2)(inputs)).export(str(other), format="litert",
+                                                               verbose=False)
+    one_line_error(cli("evaluate", "--run", run, "--artifact", str(other)),
+                   "takes features [None, 4] float32", "image [None, 28, 28, 1] uint8",
+                   "give an artefact exported from this run")
+
+    def fails_midway(self, path, **kwargs):  # the converter dies after writing part of a file
+        open(path, "wb").write(b"TFL3 half")
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(keras.Model, "export", fails_midway)
+    one_line_error(cli("export", "--run", run, "--export-dir", export, "--format", "litert"),
+                   "LiteRT cannot convert", "converter crashed")
+    litert_dir = tmp_path / "export" / "image_classification" / "litert"
+    assert list(litert_dir.iterdir()) == []
+
+
+def test_predict_without_a_server_names_the_top_classes(finished, cli, tmp_path):
+    from conftest import fashion_train
+
+    images, labels = fashion_train()
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"item{i}.png"
+        path.write_bytes(tf.io.encode_png(images[i]).numpy())
+        paths.append(str(path))
+    result = cli("predict", "--run", str(finished["run"]), *paths, "--json")
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)
+    served = tf.saved_model.load(finished["saved_model"]).signatures["serving_default"]
+    expected = served(image=tf.constant(images[:2]))["probabilities"].numpy()
+    assert [r["input"] for r in results] == paths
+    assert np.max(np.abs(np.array([r["probabilities"] for r in results]) - expected)) < 1e-5
+    result = cli("predict", "--run", str(finished["run"]), *paths, "--top", "2")
+    assert result.returncode == 0, result.stderr
+    names = json.loads((finished["run"] / "metrics.json").read_text())["class_names"]
+    first = np.argsort(-expected[0])[:2]
+    assert result.stdout.splitlines()[0] == (
+        f"{paths[0]}: {names[first[0]]} {expected[0][first[0]]:.3f}, "
+        f"{names[first[1]]} {expected[0][first[1]]:.3f}")
+    (tmp_path / "notes.txt").write_text("not an image")
+    one_line_error(cli("predict", "--run", str(finished["run"]), str(tmp_path / "notes.txt")),
+                   "this model takes uint8 [28, 28, 1]", "image files")
+    one_line_error(cli("predict", str(tmp_path / "notes.txt")), "Give --run DIR", "--model NAME")
+
+
+def test_export_writes_warm_up_requests_that_the_server_replays(served, tmp_path):
+    requests = read_warmup(served["version_dir"])
+    assert [name for name, _ in requests] == ["serving_default"] * 3 + ["image_bytes"] * 3
+    image = requests[0][1]["image"]
+    assert image.dtype == np.uint8 and image.shape == (1, 28, 28, 1) and image.any()  # real pixels
+    base = tmp_path / "fashion"
+    shutil.copytree(served["version_dir"], base / "1")
+    shutil.copytree(served["version_dir"], base / "2")
+    # A warm-up file that does not match the signature: version 2 must not be served.
+    wrong = np.zeros((1, 32, 32, 3), np.float32)
+    write_warmup(base / "2", "fashion", [("serving_default", {"image": wrong})])
+    log = []
+    repository = ModelRepository({"fashion": base}, log=log.append)
+    assert repository.get("fashion").version == 1
+    assert any(line.startswith("warning: skipping fashion version 2") and
+               "warm-up request 1 does not fit signature 'serving_default'" in line for line in log), log
+    assert any(line.startswith("fashion version 1: replayed 6 warm-up requests in ") for line in log)
+    (base / "2" / WARMUP_FILE).write_bytes(b"not a TFRecord")
+    repository.refresh()
+    assert repository.get("fashion").version == 1
+    assert "is not a TFRecord file of PredictionLog protos" in log[-1]
+
+
+def test_batching_joins_concurrent_requests_and_answers_each_its_own(served):
+    params = BatchingParameters(max_batch_size=8, batch_timeout_micros=200_000,
+                                max_enqueued_batches=10, num_batch_threads=1)
+    batched = ModelRepository({"fashion": served["version_dir"].parent}, log=lambda _: None,
+                              batching=params).get("fashion")
+    alone = ModelRepository({"fashion": served["version_dir"].parent},
+                            log=lambda _: None).get("fashion")
+    fn = batched.signature("serving_default")
+    images = np.random.default_rng(1).integers(0, 256, (16, 28, 28, 1), dtype=np.uint8)
+    answers = [None] * len(images)
+
+    def ask(i):
+        answers[i] = batched.run(fn, {"image": images[i:i + 1]})
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    expected = alone.run(alone.signature("serving_default"), {"image": images})
+    got = np.concatenate([a["probabilities"] for a in answers])
+    assert np.max(np.abs(got - expected["probabilities"])) < 1e-5
+    assert [int(a["class_id"][0]) for a in answers] == expected["class_id"].tolist()
+    batcher = batched.batchers["serving_default"]
+    assert batcher.largest == 8 and batcher.batches <= 4  # 16 requests, not 16 model calls
+    batched.close()
+
+
+def test_batching_parameters_file_and_flags(cli, tmp_path, served):
+    assert read_parameters("serving/batching_parameters.txt") == BatchingParameters(
+        max_batch_size=32, batch_timeout_micros=2000, max_enqueued_batches=100, num_batch_threads=2)
+    bad = tmp_path / "batching.txt"
+    bad.write_text("max_batch_size { value: 32 }\nmax_batch_sise { value: 8 }\n")
+    model = f"--model_base_path={served['version_dir'].parent}"
+    one_line_error(cli("serve", model, "--enable_batching", f"--batching_parameters_file={bad}"),
+                   "cannot use 'max_batch_sise'", "max_batch_size { value: N }")
+    one_line_error(cli("serve", model, f"--batching_parameters_file={bad}"),
+                   "only with --enable_batching")

@@ -1,0 +1,172 @@
+"""LiteRT (TFLite) export for phones and small devices:
+`export/<name>/litert/<version>/{model.tflite, labels.txt, model.json}`.
+
+Conversion is Keras 3's own (`model.export(format="litert")`: an ExportArchive of the
+model's call, then TF's LiteRT converter), with the converter options of `--quantize`:
+
+    none     float32 weights and math
+    dynamic  int8 weights, float activations (no calibration)
+    float16  float16 weights (for GPU delegates)
+    int8     full integer: weights and activations int8, calibrated on
+             REPRESENTATIVE_EXAMPLES examples of the app's own training split; the float
+             (or uint8 image) input and float output are kept unless int8_io
+
+The version is written beside the SavedModel versions' base path, in `litert/` (TF Serving
+loads only all-digit dirs, so it never sees it), to a temp dir renamed into place
+(training/export.py), so a failed conversion leaves nothing behind.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training.errors import ExportError, described
+from training.export import NextVersion, checked_name
+
+QUANTIZE = ("none", "dynamic", "float16", "int8")
+REPRESENTATIVE_EXAMPLES = 300
+LITERT_DIR = "litert"
+
+
+def representative_dataset(app, count=REPRESENTATIVE_EXAMPLES):
+    """A generator of the first `count` training examples' features, one per call, batch of
+    one, as the converter's int8 calibration wants them."""
+    ds = app.build_data("train")
+    if ds is None:
+        raise ExportError("int8 needs the app's training split to calibrate on, and it is empty")
+
+    def examples():
+        for features, _ in ds.take(count):
+            inputs = list(features.values()) if isinstance(features, dict) else [features]
+            yield [tf.expand_dims(x, 0) for x in inputs]
+
+    return examples
+
+
+def recurrent(model):
+    """Does `model` (or a model inside it) have a recurrent layer?"""
+    return any(isinstance(layer, keras.layers.RNN) or
+               (isinstance(layer, keras.Model) and recurrent(layer)) for layer in model.layers)
+
+
+def converter_options(model, quantize, int8_io=False, representative=None):
+    """Keyword arguments of `model.export(format="litert")` for `quantize`."""
+    if quantize not in QUANTIZE:
+        raise ExportError(f"--quantize {quantize!r} is not one LiteRT takes; choose one of: "
+                          f"{', '.join(QUANTIZE)}")
+    if int8_io and quantize != "int8":
+        raise ExportError(f"--int8-io needs --quantize int8 (got {quantize}): only a full-integer "
+                          "model has int8 inputs and outputs")
+    strings = [t.name for t in model.inputs if t.dtype == "string"]
+    if quantize == "int8" and strings:
+        raise ExportError(f"This model takes strings ({', '.join(strings)}), which int8 LiteRT "
+                          "ops cannot: its text layers run as Select TF ops, in float. Use "
+                          "--quantize dynamic (int8 weights) or none")
+    options = {}
+    if recurrent(model):
+        # With a free batch size the recurrent loop stays a TensorFlow while loop (Select TF
+        # ops, which the LiteRT runtime lacks); with a batch of one it becomes LiteRT's own ops.
+        options["input_signature"] = [tf.TensorSpec((1, *t.shape[1:]), t.dtype, name=t.name)
+                                      for t in model.inputs]
+        if quantize == "int8":
+            raise ExportError("Full-integer int8 of recurrent layers crashes TF 2.21's LiteRT "
+                              "converter; use --quantize dynamic (int8 weights) or float16")
+    if quantize == "none":
+        return options
+    if quantize == "dynamic":
+        return {**options, "optimizations": [tf.lite.Optimize.DEFAULT]}
+    if quantize == "float16":
+        return {**options, "optimizations": [tf.lite.Optimize.DEFAULT],
+                "target_spec": {"supported_types": [tf.float16]}}
+    options.update({"optimizations": [tf.lite.Optimize.DEFAULT],
+                    "representative_dataset": representative,
+                    "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}})
+    if int8_io:
+        if all(t.dtype.startswith("float") for t in model.inputs):
+            options["inference_input_type"] = tf.int8  # a uint8 image input stays uint8
+        options["inference_output_type"] = tf.int8
+    return options
+
+
+def tensor_details(details):
+    """JSON-ready name, shape (-1: any size), dtype and int8 quantization of LiteRT tensors,
+    given as {signature name: interpreter details}."""
+    rows = []
+    for name, d in details.items():
+        scale, zero_point = d["quantization"]
+        rows.append({"name": name, "shape": [int(n) for n in d["shape_signature"]],
+                     "dtype": d["dtype"].__name__,
+                     **({"quantization": {"scale": float(scale), "zero_point": int(zero_point)}}
+                        if scale else {})})
+    return rows
+
+
+def int8_check(model, litert_model, app, count=REPRESENTATIVE_EXAMPLES):
+    """How far the int8 model's output moves from the float model's on the first `count`
+    training examples: {examples, mean_abs_change, output_std[, top_class_agreement]}."""
+    features = next(iter(app.build_data("train").take(count).batch(count)))[0]
+    inputs = list(features.values()) if isinstance(features, dict) else [features]
+    expected = np.asarray(model(inputs if len(inputs) > 1 else inputs[0], training=False))
+    names = [name for name, _, _ in litert_model.inputs]
+    got = litert_model({n: np.asarray(x) for n, x in zip(names, inputs)})[litert_model.output_names[0]]
+    got = got.reshape(expected.shape)
+    check = {"examples": len(expected), "mean_abs_change": float(np.mean(np.abs(got - expected))),
+             "output_std": float(np.std(expected))}
+    if expected.ndim == 2 and expected.shape[1] > 1:
+        check["top_class_agreement"] = float(np.mean(got.argmax(-1) == expected.argmax(-1)))
+    return check
+
+
+def describe_check(check):
+    """One line on the int8 check, with a warning when int8 moves outputs by a tenth of their
+    spread or more (inputs of very different scales share one int8 scale, for one)."""
+    text = f"int8 vs float on {check['examples']} training examples: "
+    if "top_class_agreement" in check:
+        text += f"top class agrees on {100 * check['top_class_agreement']:.1f}%, "
+    text += (f"outputs move by {check['mean_abs_change']:.4g} on average (their spread: "
+             f"{check['output_std']:.4g})")
+    if check["mean_abs_change"] > 0.1 * check["output_std"]:
+        text += ("; int8 loses much here (one int8 scale per tensor: inputs of very different "
+                 "ranges?): score it with evaluate --artifact, or use --quantize dynamic")
+    return text
+
+
+def export_litert(app, model, config, name=None, quantize="none", int8_io=False, source=None):
+    """Convert `model` to LiteRT with `quantize`; return the version directory."""
+    from training.artifacts import LiteRTModel  # the interpreter reads back what was written
+
+    name = checked_name(name or config.export.name or config.app)
+    representative = representative_dataset(app) if quantize == "int8" else None
+    options = converter_options(model, quantize, int8_io, representative)
+    strings = [t.name for t in model.inputs if t.dtype == "string"]
+    with NextVersion(Path(config.export.dir) / name / LITERT_DIR) as version:
+        path = version.tmp / "model.tflite"
+        try:
+            model.export(str(path), format="litert", verbose=False, **options)
+        except Exception as e:  # the converter's failures are long MLIR traces
+            raise ExportError(f"LiteRT cannot convert this {config.app} model with --quantize "
+                              f"{quantize} ({described(e)}); try --quantize dynamic or none") from None
+        interpreter = LiteRTModel(path)
+        names = app.class_names()
+        if names:
+            (version.tmp / "labels.txt").write_text("".join(f"{n}\n" for n in names))
+        details = {"app": config.app, "quantize": quantize, "int8_io": int8_io,
+                   "source": str(Path(source).resolve()) if source else None,
+                   "select_tf_ops": bool(strings), "bytes": os.path.getsize(path),
+                   "inputs": tensor_details(interpreter.runner.get_input_details()),
+                   "outputs": tensor_details(interpreter.runner.get_output_details()),
+                   "labels": "labels.txt" if names else None}
+        if quantize == "int8":
+            details["int8_check"] = int8_check(model, interpreter, app)
+            print(describe_check(details["int8_check"]))
+        (version.tmp / "model.json").write_text(json.dumps(details, indent=2) + "\n")
+    if strings:
+        print(f"note: the model takes strings ({', '.join(strings)}): its text layers are Select TF "
+              "ops, so the device needs LiteRT's Flex delegate (Android: org.tensorflow:"
+              "tensorflow-lite-select-tf-ops); the interpreter here lacks it, so evaluate "
+              "--artifact cannot score this file")
+    return version.path

@@ -1,0 +1,134 @@
+"""Predict without a server: `python -m training predict --run DIR FILE...`.
+
+The run's model answers through the signatures its export serves (`app.serving_signature`
+and `app.extra_signatures`, built in process from model.keras), so the answers are the
+server's. What an item is depends on the model's input:
+
+- images (uint8 pixels): image files, sent as encoded bytes to `image_bytes` when the app
+  exports it (decoded as in training), else decoded here; or `.npy` arrays;
+- strings: a text file's contents, or the item itself as the text;
+- rows of numbers: CSV files, one prediction per row (a header row names the columns;
+  `App.feature_columns` picks the model's), or `.npy` arrays.
+"""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from training.errors import ConfigError, DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp"}
+IMAGE_BYTES_SIGNATURE = "image_bytes"
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def csv_rows(path, columns=None):
+    """The numeric rows of CSV `path`, as float32; with a header row and `columns`, only
+    those columns, in that order."""
+    try:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"Cannot read {path} as a CSV file ({e})") from None
+    if rows and not all(map(_is_number, rows[0])):
+        header, rows = rows[0], rows[1:]
+        if columns:
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise DataError(f"{path} has no column {', '.join(missing)}; the model takes "
+                                f"{', '.join(columns)}")
+            rows = [[r[header.index(c)] for c in columns] for r in rows]
+    try:
+        return np.array(rows, np.float32)
+    except ValueError:
+        raise DataError(f"{path} has rows that are not all numbers of the same length") from None
+
+
+def _items(item, spec, columns):
+    """(label, example) pairs of one command-line item for input `spec`."""
+    path = Path(item)
+    if spec.dtype == tf.string:
+        return [(item, path.read_text(errors="replace") if path.is_file() else item)]
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {item}")
+    if path.suffix.lower() == ".npy":
+        try:
+            return [(item, np.load(path).astype(spec.dtype.as_numpy_dtype))]
+        except (ValueError, OSError) as e:
+            raise DataError(f"{item} is not a readable .npy array of numbers ({e})") from None
+    if spec.shape.rank == 2 and path.suffix.lower() in (".csv", ".txt"):
+        return [(f"{item} row {i}", row) for i, row in enumerate(csv_rows(path, columns), 1)]
+    if spec.shape.rank == 4 and path.suffix.lower() in IMAGE_SUFFIXES:
+        return [(item, path.read_bytes())]
+    raise DataError(f"{item}: this model takes {spec.dtype.name} {spec.shape.as_list()[1:]}; give "
+                    + ("image files (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")" if spec.shape.rank == 4
+                       else "CSV files") + " or .npy arrays")
+
+
+def _decoded(data, spec):
+    """Image file bytes as `spec`'s pixels, for apps without an image_bytes signature."""
+    height, width, channels = spec.shape.as_list()[1:]
+    try:
+        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        raise DataError("an item is not an image TensorFlow can decode (PNG, JPEG, GIF, BMP)") from None
+    if tuple(image.shape[:2]) != (height, width):
+        image = tf.image.resize(image, (height, width), antialias=True)
+    return np.clip(np.round(np.asarray(image)), 0, 255).astype(spec.dtype.as_numpy_dtype)
+
+
+def predict(app, model, items):
+    """[{"input": label, output name: value, ...}] for each example of `items`."""
+    signatures = {"serving_default": app.serving_signature(model), **app.extra_signatures(model)}
+    signature = signatures["serving_default"]
+    if len(signature.inputs) != 1:
+        raise ConfigError("predict sends one input; this model's signature takes "
+                          f"{[s.name for s in signature.inputs]}: call it over the server")
+    spec = signature.inputs[0]
+    examples = [pair for item in items for pair in _items(item, spec, app.feature_columns())]
+    results = []
+    for label, example in examples:
+        if isinstance(example, bytes):  # an image file
+            if IMAGE_BYTES_SIGNATURE in signatures:
+                fn, value = signatures[IMAGE_BYTES_SIGNATURE].fn, tf.constant([example])
+            else:
+                fn, value = signature.fn, tf.constant(_decoded(example, spec)[None])
+        else:
+            fn, value = signature.fn, tf.constant(np.asarray(example)[None])
+        try:
+            outputs = fn(value)
+        except (tf.errors.InvalidArgumentError, ValueError) as e:
+            raise DataError(f"{label}: the model cannot take it ({str(e).splitlines()[0]})") from None
+        results.append({"input": label, **{k: _plain(v.numpy()[0]) for k, v in outputs.items()}})
+    return results
+
+
+def _plain(value):
+    """A JSON-ready value: strings decoded, arrays as lists."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value.tolist() if isinstance(value, np.ndarray) else value.item()
+
+
+def as_text(results, class_names, top=3):
+    """One line per result: the `top` classes with their probabilities, or the outputs."""
+    lines = []
+    for result in results:
+        if class_names and "probabilities" in result:
+            p = np.asarray(result["probabilities"])
+            best = np.argsort(-p)[:top]
+            answer = ", ".join(f"{class_names[i]} {p[i]:.3f}" for i in best)
+        else:
+            answer = ", ".join(f"{k} {v!r}" if isinstance(v, str) else
+                               f"{k} {np.round(v, 4).tolist()}" for k, v in result.items() if k != "input")
+        lines.append(f"{result['input']}: {answer}")
+    return "\n".join(lines)
