@@ -110,7 +110,7 @@ def _stamp(path):
 class ModelRepository:
     """The newest loadable version of each named model, reloaded when a newer one appears."""
 
-    def __init__(self, models, poll_seconds=1.0, log=None, batching=None):
+    def __init__(self, models, poll_seconds=1.0, log=None, batching=None, load=True):
         self.base_paths = {name: Path(p) for name, p in models.items()}
         self.poll_seconds = poll_seconds
         self.batching = batching
@@ -119,6 +119,11 @@ class ModelRepository:
         self._broken = {}  # (name, version) -> the files' stamp when loading failed
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        if load:
+            self.load()
+
+    def load(self):
+        """Load the newest loadable version of each model; warn of models that have none."""
         self.refresh()
         for name in self.names():
             if name not in self._loaded:

@@ -108,8 +108,9 @@ def make_server_from_flags(args):
                     else BatchingParameters())
     elif args.batching_parameters_file:
         raise ServingError("--batching_parameters_file is used only with --enable_batching")
+    # Ports are bound before the models load, so a port in use is told at once.
     repository = ModelRepository(models_from_flags(args), args.file_system_poll_wait_seconds,
-                                 batching=batching)
+                                 batching=batching, load=False)
     server = RestServer(RestApp(repository, args.max_body_bytes), args)
     grpc_server = None
     if args.port >= 0:
@@ -121,6 +122,7 @@ def make_server_from_flags(args):
         except ServingError:
             server.shutdown()
             raise
+    repository.load()
     return server, grpc_server, repository
 
 

@@ -63,6 +63,21 @@ def export_fashion(export_dir):
 
 
 @pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """A finished one-epoch image_classification run (SMOKE), exported by train: its
+    metrics.json content, with `run` and `export` (the export root) as paths. Tests that
+    export it again add versions; none of them may change its run dir."""
+    from pathlib import Path
+
+    from training.run import train
+
+    tmp = tmp_path_factory.mktemp("finished")
+    metrics = train(load_config("image_classification", None, SMOKE + [
+        f"run_dir={tmp / 'run'}", f"export.dir={tmp / 'export'}"]))
+    return {**metrics, "run": Path(metrics["run_dir"]), "export_dir": tmp / "export"}
+
+
+@pytest.fixture(scope="session")
 def served(tmp_path_factory):
     """A running stand-in (REST + gRPC) on free loopback ports, polling every 0.1 s, closing
     idle connections after 2 s."""

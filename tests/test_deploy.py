@@ -6,25 +6,12 @@ import shutil
 import threading
 
 import numpy as np
-import pytest
 import tensorflow as tf
-from conftest import SMOKE, one_line_error
+from conftest import one_line_error
 
 from serving.batching import BatchingParameters, read_parameters
 from serving.repository import ModelRepository
 from serving.warmup import WARMUP_FILE, read_warmup, write_warmup
-from training.config import load_config
-from training.run import train
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A finished one-epoch image_classification run, exported (SavedModel) by train."""
-    tmp = tmp_path_factory.mktemp("deploy")
-    metrics = train(load_config("image_classification", None, SMOKE + [
-        f"run_dir={tmp / 'run'}", f"export.dir={tmp / 'export'}"]))
-    return {"run": tmp / "run", "export": tmp / "export", "metrics": metrics,
-            "saved_model": metrics["export"]}
 
 
 def _evaluate(cli, run, *args):
@@ -33,16 +20,16 @@ def _evaluate(cli, run, *args):
     return json.loads(result.stdout)
 
 
-def test_litert_float_and_int8_score_like_the_saved_model(finished, cli):
-    run, export = str(finished["run"]), str(finished["export"])
+def test_litert_float_and_int8_score_like_the_saved_model(finished_run, cli):
+    run, export = str(finished_run["run"]), str(finished_run["export_dir"])
     result = cli("export", "--run", run, "--export-dir", export, "--format", "litert")
     assert result.returncode == 0, result.stderr
-    float_dir = finished["export"] / "image_classification" / "litert" / "1"
+    float_dir = finished_run["export_dir"] / "image_classification" / "litert" / "1"
     assert result.stdout.strip() == str(float_dir)
     result = cli("export", "--run", run, "--export-dir", export, "--format", "litert",
                  "--quantize", "int8")
     assert result.returncode == 0, result.stderr
-    int8_dir = finished["export"] / "image_classification" / "litert" / "2"
+    int8_dir = finished_run["export_dir"] / "image_classification" / "litert" / "2"
     details = json.loads((int8_dir / "model.json").read_text())
     assert details["quantize"] == "int8" and details["labels"] == "labels.txt"
     assert details["inputs"] == [{"name": "image", "shape": [-1, 28, 28, 1], "dtype": "uint8"}]
@@ -53,8 +40,8 @@ def test_litert_float_and_int8_score_like_the_saved_model(finished, cli):
     # Weights shrink 4x; a model this narrow (width 0.25) keeps its graph's bytes.
     assert details["bytes"] == (int8_dir / "model.tflite").stat().st_size <= 0.4 * float_size
 
-    run_metrics = finished["metrics"]["test"]  # train's model.evaluate on the test split
-    saved = _evaluate(cli, run, "--artifact", finished["saved_model"])
+    run_metrics = finished_run["test"]  # train's model.evaluate on the test split
+    saved = _evaluate(cli, run, "--artifact", finished_run["export"])
     litert_float = _evaluate(cli, run, "--artifact", str(float_dir / "model.tflite"))
     litert_int8 = _evaluate(cli, run, "--artifact", str(int8_dir / "model.tflite"))
     for scored in (saved, litert_float):
@@ -64,8 +51,9 @@ def test_litert_float_and_int8_score_like_the_saved_model(finished, cli):
     assert litert_int8["loss"] != litert_float["loss"]  # it is the int8 model that was scored
 
 
-def test_litert_bad_input_is_one_line_and_leaves_no_version(finished, cli, tmp_path, monkeypatch):
-    run, export = str(finished["run"]), str(tmp_path / "export")
+def test_litert_bad_input_is_one_line_and_leaves_no_version(finished_run, cli, tmp_path,
+                                                            monkeypatch):
+    run, export = str(finished_run["run"]), str(tmp_path / "export")
     one_line_error(cli("export", "--run", run, "--format", "litert", "--quantize", "int4"),
                    "--quantize 'int4'", "none, dynamic, float16, int8")
     one_line_error(cli("export", "--run", run, "--quantize", "int8"),
@@ -100,7 +88,7 @@ def test_litert_bad_input_is_one_line_and_leaves_no_version(finished, cli, tmp_p
     assert list(litert_dir.iterdir()) == []
 
 
-def test_predict_without_a_server_names_the_top_classes(finished, cli, tmp_path):
+def test_predict_without_a_server_names_the_top_classes(finished_run, cli, tmp_path):
     from conftest import fashion_train
 
     images, labels = fashion_train()
@@ -109,22 +97,22 @@ def test_predict_without_a_server_names_the_top_classes(finished, cli, tmp_path)
         path = tmp_path / f"item{i}.png"
         path.write_bytes(tf.io.encode_png(images[i]).numpy())
         paths.append(str(path))
-    result = cli("predict", "--run", str(finished["run"]), *paths, "--json")
+    result = cli("predict", "--run", str(finished_run["run"]), *paths, "--json")
     assert result.returncode == 0, result.stderr
     results = json.loads(result.stdout)
-    served = tf.saved_model.load(finished["saved_model"]).signatures["serving_default"]
+    served = tf.saved_model.load(finished_run["export"]).signatures["serving_default"]
     expected = served(image=tf.constant(images[:2]))["probabilities"].numpy()
     assert [r["input"] for r in results] == paths
     assert np.max(np.abs(np.array([r["probabilities"] for r in results]) - expected)) < 1e-5
-    result = cli("predict", "--run", str(finished["run"]), *paths, "--top", "2")
+    result = cli("predict", "--run", str(finished_run["run"]), *paths, "--top", "2")
     assert result.returncode == 0, result.stderr
-    names = json.loads((finished["run"] / "metrics.json").read_text())["class_names"]
+    names = json.loads((finished_run["run"] / "metrics.json").read_text())["class_names"]
     first = np.argsort(-expected[0])[:2]
     assert result.stdout.splitlines()[0] == (
         f"{paths[0]}: {names[first[0]]} {expected[0][first[0]]:.3f}, "
         f"{names[first[1]]} {expected[0][first[1]]:.3f}")
     (tmp_path / "notes.txt").write_text("not an image")
-    one_line_error(cli("predict", "--run", str(finished["run"]), str(tmp_path / "notes.txt")),
+    one_line_error(cli("predict", "--run", str(finished_run["run"]), str(tmp_path / "notes.txt")),
                    "this model takes uint8 [28, 28, 1]", "image files")
     one_line_error(cli("predict", str(tmp_path / "notes.txt")), "Give --run DIR", "--model NAME")
 

@@ -43,11 +43,11 @@ def _fresh_process_predictions(export_path, images_path):
     return result.stdout.strip(), np.load(str(images_path) + ".probs.npy")
 
 
-def test_export_reloads_in_fresh_process_with_same_predictions(smoke_config, tmp_path):
+def test_export_reloads_in_fresh_process_with_same_predictions(finished_run, tmp_path):
     import keras
 
-    metrics = train(smoke_config())
-    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    metrics = finished_run
+    model = keras.saving.load_model(finished_run["run"] / "model.keras")
     images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
     np.save(tmp_path / "images.npy", images)
     outputs, probs = _fresh_process_predictions(metrics["export"], tmp_path / "images.npy")
@@ -62,16 +62,17 @@ def test_export_reloads_in_fresh_process_with_same_predictions(smoke_config, tmp
     assert "dtype: DT_UINT8" in show.stdout and "outputs['class_name']" in show.stdout
 
 
-def test_export_never_overwrites_a_version(smoke_config, tmp_path):
+def test_export_never_overwrites_a_version(finished_run):
     from training.run import export_run
 
-    train(smoke_config())
-    second = export_run(tmp_path / "run")
-    assert second.name == "2"
-    assert versions(tmp_path / "export" / "image_classification") == [1, 2]
-    config_text = (tmp_path / "export" / "models.config").read_text()
+    export = finished_run["export_dir"]
+    before = versions(export / "image_classification")
+    second = export_run(finished_run["run"])
+    assert second.name == str(before[-1] + 1)
+    assert versions(export / "image_classification") == before + [before[-1] + 1]
+    config_text = (export / "models.config").read_text()
     assert "name: 'image_classification'" in config_text
-    assert not [p for p in (tmp_path / "export" / "image_classification").iterdir()
+    assert not [p for p in (export / "image_classification").iterdir()
                 if p.name.startswith(".tmp")]
 
 
