@@ -2,9 +2,10 @@
 
 For the default config and mobilenet_small: trains the config into benchmarks/out/litert/<name>
 (kept: a finished run there is reused), exports that run as a SavedModel, as LiteRT float and as
-LiteRT int8 (calibrated on 300 training images), scores each on all 10,000 test images with
+LiteRT int8 (calibrated on 300 training images; weights scaled per channel, and per tensor),
+scores each on all 10,000 test images with
 `evaluate --artifact`'s scoring, and times --calls batch-1 calls of each on test images, the
-three interleaved in one process so the machine's drift hits them alike.
+four interleaved in one process so the machine's drift hits them alike.
 
 Goals (issue 16): int8 within 0.5 points of the float SavedModel's accuracy; the int8 file at
 most 30% of the float model's (LiteRT float, like for like; the SavedModel's bytes are shown
@@ -52,11 +53,14 @@ def measure(name, calls):
     litert_float = export_run(run_dir, export_dir=export_dir, format="litert") / "model.tflite"
     litert_int8 = export_run(run_dir, export_dir=export_dir, format="litert",
                              quantize="int8") / "model.tflite"
+    per_tensor = export_run(run_dir, export_dir=export_dir, format="litert", quantize="int8",
+                            per_tensor=True) / "model.tflite"
     config, app, model = load_run(run_dir)
     test_ds, _ = input_pipeline.make_dataset(app, "test", config, tf.distribute.get_strategy())
     kinds = {"saved_model": artifacts.open_artifact(saved),
              "litert_float": artifacts.open_artifact(litert_float),
-             "litert_int8": artifacts.open_artifact(litert_int8)}
+             "litert_int8": artifacts.open_artifact(litert_int8),
+             "litert_int8_per_tensor": artifacts.open_artifact(per_tensor)}
     accuracy = {}
     for kind, artifact in kinds.items():
         output = "probabilities" if kind == "saved_model" else artifact.output_names[0]
@@ -73,7 +77,8 @@ def measure(name, calls):
     return {"run_dir": str(run_dir),
             "accuracy": accuracy,
             "bytes": {"saved_model": dir_bytes(saved), "litert_float": litert_float.stat().st_size,
-                      "litert_int8": litert_int8.stat().st_size},
+                      "litert_int8": litert_int8.stat().st_size,
+                      "litert_int8_per_tensor": per_tensor.stat().st_size},
             "batch1_p50_ms": {k: p50_ms(v) for k, v in seconds.items()},
             "batch1_p99_ms": {k: float(np.percentile(v, 99) * 1000) for k, v in seconds.items()},
             "calls": len(images)}
@@ -98,6 +103,16 @@ def main():
              "measured": f"{b['litert_int8'] / 1024:.0f} KiB",
              "against": f"{b['litert_float'] / 1024:.0f} KiB (SavedModel {b['saved_model'] / 1024:.0f} KiB)",
              "ratio": b["litert_int8"] / b["litert_float"]},
+            {"benchmark": f"LiteRT int8 --per-tensor ({name}): test accuracy vs the float "
+                          "SavedModel (goal: within 0.5 points)",
+             "measured": f"{100 * a['litert_int8_per_tensor']:.2f}%",
+             "against": f"{100 * a['saved_model']:.2f}%",
+             "ratio": a["litert_int8_per_tensor"] / a["saved_model"]},
+            {"benchmark": f"LiteRT int8 --per-tensor ({name}): file size vs LiteRT float (goal: at "
+                          "most 30%)",
+             "measured": f"{b['litert_int8_per_tensor'] / 1024:.0f} KiB",
+             "against": f"{b['litert_float'] / 1024:.0f} KiB",
+             "ratio": b["litert_int8_per_tensor"] / b["litert_float"]},
             {"benchmark": f"LiteRT int8 ({name}): batch-1 latency in process vs the SavedModel "
                           f"(p50 of {f['calls']} interleaved calls; goal: no worse)",
              "measured": f"p50 {ms['litert_int8']:.2f} ms",

@@ -40,6 +40,14 @@ def test_litert_float_and_int8_score_like_the_saved_model(finished_run, cli):
     # Weights shrink 4x; a model this narrow (width 0.25) keeps its graph's bytes.
     assert details["bytes"] == (int8_dir / "model.tflite").stat().st_size <= 0.4 * float_size
 
+    result = cli("export", "--run", run, "--export-dir", export, "--format", "litert",
+                 "--quantize", "int8", "--per-tensor")
+    assert result.returncode == 0, result.stderr
+    per_tensor = json.loads((int8_dir.parent / "3" / "model.json").read_text())
+    assert per_tensor["per_tensor"] and not details["per_tensor"]
+    assert per_tensor["bytes"] < details["bytes"]  # one scale per tensor, not per channel
+    assert per_tensor["int8_check"]["top_class_agreement"] >= 0.9
+
     run_metrics = finished_run["test"]  # train's model.evaluate on the test split
     saved = _evaluate(cli, run, "--artifact", finished_run["export"])
     litert_float = _evaluate(cli, run, "--artifact", str(float_dir / "model.tflite"))
@@ -57,12 +65,14 @@ def test_litert_bad_input_is_one_line_and_leaves_no_version(finished_run, cli, t
     one_line_error(cli("export", "--run", run, "--format", "litert", "--quantize", "int4"),
                    "--quantize 'int4'", "none, dynamic, float16, int8")
     one_line_error(cli("export", "--run", run, "--quantize", "int8"),
-                   "--quantize and --int8-io are for --format litert")
+                   "--quantize, --int8-io and --per-tensor are for --format litert")
     one_line_error(cli("export", "--run", run, "--format", "onnx"), "saved_model, litert")
     one_line_error(cli("export", "--run", str(tmp_path), "--format", "litert"),
                    "is not a finished run")
     one_line_error(cli("export", "--run", run, "--export-dir", export, "--format", "litert",
                        "--int8-io"), "--int8-io needs --quantize int8")
+    one_line_error(cli("export", "--run", run, "--export-dir", export, "--format", "litert",
+                       "--quantize", "dynamic", "--per-tensor"), "--per-tensor needs --quantize int8")
     corrupt = tmp_path / "model.tflite"
     corrupt.write_bytes(b"TFL3" + bytes(200))
     one_line_error(cli("evaluate", "--run", run, "--artifact", str(corrupt)),

@@ -9,7 +9,8 @@ model's call, then TF's LiteRT converter), with the converter options of `--quan
     float16  float16 weights (for GPU delegates)
     int8     full integer: weights and activations int8, calibrated on
              REPRESENTATIVE_EXAMPLES examples of the app's own training split; the float
-             (or uint8 image) input and float output are kept unless int8_io
+             (or uint8 image) input and float output are kept unless int8_io; weights
+             scaled per output channel, or per tensor (smaller files) with per_tensor
 
 The version is written beside the SavedModel versions' base path, in `litert/` (TF Serving
 loads only all-digit dirs, so it never sees it), to a temp dir renamed into place
@@ -53,7 +54,7 @@ def recurrent(model):
                (isinstance(layer, keras.Model) and recurrent(layer)) for layer in model.layers)
 
 
-def converter_options(model, quantize, int8_io=False, representative=None):
+def converter_options(model, quantize, int8_io=False, representative=None, per_tensor=False):
     """Keyword arguments of `model.export(format="litert")` for `quantize`."""
     if quantize not in QUANTIZE:
         raise ExportError(f"--quantize {quantize!r} is not one LiteRT takes; choose one of: "
@@ -61,6 +62,9 @@ def converter_options(model, quantize, int8_io=False, representative=None):
     if int8_io and quantize != "int8":
         raise ExportError(f"--int8-io needs --quantize int8 (got {quantize}): only a full-integer "
                           "model has int8 inputs and outputs")
+    if per_tensor and quantize != "int8":
+        raise ExportError(f"--per-tensor needs --quantize int8 (got {quantize}): it sets how int8 "
+                          "weights are scaled")
     strings = [t.name for t in model.inputs if t.dtype == "string"]
     if quantize == "int8" and strings:
         raise ExportError(f"This model takes strings ({', '.join(strings)}), which int8 LiteRT "
@@ -85,6 +89,11 @@ def converter_options(model, quantize, int8_io=False, representative=None):
     options.update({"optimizations": [tf.lite.Optimize.DEFAULT],
                     "representative_dataset": representative,
                     "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}})
+    if per_tensor:
+        # One scale per weight tensor rather than per output channel. A depthwise 3x3 channel
+        # has 9 int8 weights and 12 bytes of scale and zero point, so per channel costs
+        # MobileNets a third of their file. The converter's only switch for it is private.
+        options["_experimental_disable_per_channel"] = True
     if int8_io:
         if all(t.dtype.startswith("float") for t in model.inputs):
             options["inference_input_type"] = tf.int8  # a uint8 image input stays uint8
@@ -135,13 +144,14 @@ def describe_check(check):
     return text
 
 
-def export_litert(app, model, config, name=None, quantize="none", int8_io=False, source=None):
+def export_litert(app, model, config, name=None, quantize="none", int8_io=False, source=None,
+                  per_tensor=False):
     """Convert `model` to LiteRT with `quantize`; return the version directory."""
     from training.artifacts import LiteRTModel  # the interpreter reads back what was written
 
     name = checked_name(name or config.export.name or config.app)
     representative = representative_dataset(app) if quantize == "int8" else None
-    options = converter_options(model, quantize, int8_io, representative)
+    options = converter_options(model, quantize, int8_io, representative, per_tensor)
     strings = [t.name for t in model.inputs if t.dtype == "string"]
     with NextVersion(Path(config.export.dir) / name / LITERT_DIR) as version:
         path = version.tmp / "model.tflite"
@@ -155,6 +165,7 @@ def export_litert(app, model, config, name=None, quantize="none", int8_io=False,
         if names:
             (version.tmp / "labels.txt").write_text("".join(f"{n}\n" for n in names))
         details = {"app": config.app, "quantize": quantize, "int8_io": int8_io,
+                   "per_tensor": per_tensor,
                    "source": str(Path(source).resolve()) if source else None,
                    "select_tf_ops": bool(strings), "bytes": os.path.getsize(path),
                    "inputs": tensor_details(interpreter.runner.get_input_details()),

@@ -332,7 +332,7 @@ EXPORT_FORMATS = ("saved_model", "litert")
 
 
 def export_run(run_dir, name=None, export_dir=None, format="saved_model", quantize=None,
-               int8_io=False):
+               int8_io=False, per_tensor=False):
     """Export a finished run's saved model as a SavedModel (TF Serving) or a LiteRT model
     (`quantize`: litert.QUANTIZE); returns the version directory."""
     problem = model_name_problem(name) if name else None
@@ -340,9 +340,9 @@ def export_run(run_dir, name=None, export_dir=None, format="saved_model", quanti
         raise ExportError(f"--name {name!r} {problem}")
     if format not in EXPORT_FORMATS:
         raise ExportError(f"--format {format!r} is not one of: {', '.join(EXPORT_FORMATS)}")
-    if format == "saved_model" and (quantize not in (None, "none") or int8_io):
-        raise ExportError("A SavedModel for TF Serving is exported in float; --quantize and "
-                          "--int8-io are for --format litert")
+    if format == "saved_model" and (quantize not in (None, "none") or int8_io or per_tensor):
+        raise ExportError("A SavedModel for TF Serving is exported in float; --quantize, "
+                          "--int8-io and --per-tensor are for --format litert")
     if format == "litert" and quantize not in (None, *litert.QUANTIZE):
         raise ExportError(f"--quantize {quantize!r} is not one LiteRT takes; choose one of: "
                           f"{', '.join(litert.QUANTIZE)}")
@@ -351,5 +351,5 @@ def export_run(run_dir, name=None, export_dir=None, format="saved_model", quanti
         config.export.dir = export_dir
     if format == "litert":
         return litert.export_litert(app, model, config, name, quantize or "none", int8_io,
-                                    source=run_dir)
+                                    source=run_dir, per_tensor=per_tensor)
     return export_model(app, model, config, name)
