@@ -130,9 +130,14 @@ def test_tabular_regression_from_csv_exports_raw_features(tmp_path, capsys):
     assert litert == tmp_path / "export" / "tabular_regression" / "litert" / "1"
     int8 = evaluate(metrics["run_dir"], artifact=litert / "model.tflite")
     assert int8["mae"] > 5 * metrics["test"]["mae"]
-    check = json.loads((litert / "model.json").read_text())["int8_check"]
+    details = json.loads((litert / "model.json").read_text())
+    check = details["int8_check"]
     assert check["examples"] == 288 and check["mean_abs_change"] > 0.1 * check["output_std"]
     assert "int8 loses much here" in capsys.readouterr().out
+    per_tensor = export_run(metrics["run_dir"], format="litert", quantize="int8", per_tensor=True)
+    smaller = json.loads((per_tensor / "model.json").read_text())
+    assert smaller["per_tensor"] and not details["per_tensor"]
+    assert smaller["bytes"] < details["bytes"]  # one scale per weight tensor, not per channel
     # predict reads a CSV by its header: columns in another order, the target among them.
     (tmp_path / "new.csv").write_text("price,c,a,b\n9,1.0,0.0,500.0\n9,1.0,1.0,500.0\n")
     _, app, model = load_run(metrics["run_dir"])

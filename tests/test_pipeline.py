@@ -15,9 +15,9 @@ from training.export import versions
 from training.run import train
 
 
-def test_real_fashion_mnist_slice_writes_every_artifact(smoke_config, tmp_path):
-    metrics = train(smoke_config())
-    run = tmp_path / "run"
+def test_real_fashion_mnist_slice_writes_every_artifact(finished_run):
+    metrics = finished_run  # SMOKE, trained once for the session
+    run = finished_run["run"]
     for name in ("config.yaml", "metrics.json", "history.csv", "model.keras",
                  "training_curves.png", "confusion_matrix.png", "checkpoints/best.weights.h5"):
         assert (run / name).exists(), name
