@@ -74,12 +74,20 @@ def load_example(item, dtype, dims):
             return np.load(path).astype(dtype)
         except (ValueError, OSError) as e:
             raise ClientError(f"{item} is not a readable .npy array of numbers ({e})") from None
-    channels = dims[-1] if len(dims) == 4 and dims[-1] > 0 else 0
     try:
-        image = tf.io.decode_image(path.read_bytes(), channels=channels, expand_animations=False)
+        return decode_pixels(path.read_bytes(), dims, dtype)
     except tf.errors.InvalidArgumentError:
         raise ClientError(f"{item} is not an image TensorFlow can decode (PNG, JPEG, GIF, BMP)") from None
-    if len(dims) == 4 and dims[1] > 0 and dims[2] > 0 and tuple(image.shape[:2]) != tuple(dims[1:3]):
+
+
+def decode_pixels(data, dims, dtype):
+    """Encoded image bytes as pixels for an input of shape `dims` ([batch, height, width,
+    channels]; -1 or None: any size): decoded to its channels, resized to its height and width
+    when they differ. Bytes that are not an image raise tf.errors.InvalidArgumentError."""
+    known = [d is not None and d > 0 for d in dims]
+    channels = dims[-1] if len(dims) == 4 and known[-1] else 0
+    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    if len(dims) == 4 and known[1] and known[2] and tuple(image.shape[:2]) != tuple(dims[1:3]):
         image = tf.image.resize(image, dims[1:3], antialias=True)
     return np.clip(np.round(image.numpy()), 0, 255).astype(dtype)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from training.datasets import input_list
 from training.errors import DataError, described
 
 
@@ -154,7 +155,7 @@ def score(artifact, output, dataset, compile_args):
     metrics = [_metric(m) for m in compile_args.get("metrics", [])]
     names = [name for name, _, _ in artifact.inputs]
     for features, labels in dataset:
-        inputs = list(features.values()) if isinstance(features, dict) else [features]
+        inputs = input_list(features)
         predicted = artifact({n: np.asarray(x) for n, x in zip(names, inputs)})[output]
         loss.update_state(loss_fn(labels, predicted), sample_weight=len(predicted))
         for metric in metrics:

@@ -18,6 +18,12 @@ def _check(split):
         raise ValueError(f"Unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
 
 
+def input_list(features):
+    """An example's (or batch's) features as the model's inputs, in order: a dict of named
+    inputs gives its values, a single tensor a list of one."""
+    return list(features.values()) if isinstance(features, dict) else [features]
+
+
 def split_range(split, n, validation_split=0.0, test_split=0.0, limit: Optional[int] = None):
     """(start, stop) of `split` among `n` ordered examples.
 

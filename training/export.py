@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from serving.layout import model_name_problem, versions, write_models_config
 from serving.warmup import write_warmup
+from training.datasets import input_list
 from training.errors import ExportError
 
 TMP_PREFIX = ".tmp-"
@@ -122,7 +123,7 @@ def warmup_requests(signatures, features, log=print):
         if signature.examples is not None:
             inputs = signature.examples(features)
         else:
-            inputs = list(features.values()) if isinstance(features, dict) else [features]
+            inputs = input_list(features)
         inputs = [np.asarray(t) for t in inputs]
         specs = signature.inputs
         if len(inputs) != len(specs) or not all(map(_fits, specs, inputs)):

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from training.datasets import input_list
 from training.errors import ExportError, described
 from training.export import NextVersion, checked_name
 
@@ -33,17 +34,21 @@ REPRESENTATIVE_EXAMPLES = 300
 LITERT_DIR = "litert"
 
 
-def representative_dataset(app, count=REPRESENTATIVE_EXAMPLES):
-    """A generator of the first `count` training examples' features, one per call, batch of
-    one, as the converter's int8 calibration wants them."""
+def representative_inputs(app, count=REPRESENTATIVE_EXAMPLES):
+    """The first `count` training examples' inputs, each stacked into one NumPy batch: what
+    int8 is calibrated on, and then checked on."""
     ds = app.build_data("train")
     if ds is None:
         raise ExportError("int8 needs the app's training split to calibrate on, and it is empty")
+    return [np.asarray(x) for x in input_list(next(iter(ds.take(count).batch(count)))[0])]
 
+
+def representative_dataset(inputs):
+    """The converter's representative dataset: a generator of `inputs`' rows, a batch of one
+    each, as int8 calibration wants them."""
     def examples():
-        for features, _ in ds.take(count):
-            inputs = list(features.values()) if isinstance(features, dict) else [features]
-            yield [tf.expand_dims(x, 0) for x in inputs]
+        for row in range(len(inputs[0])):
+            yield [x[row:row + 1] for x in inputs]
 
     return examples
 
@@ -114,11 +119,9 @@ def tensor_details(details):
     return rows
 
 
-def int8_check(model, litert_model, app, count=REPRESENTATIVE_EXAMPLES):
-    """How far the int8 model's output moves from the float model's on the first `count`
-    training examples: {examples, mean_abs_change, output_std[, top_class_agreement]}."""
-    features = next(iter(app.build_data("train").take(count).batch(count)))[0]
-    inputs = list(features.values()) if isinstance(features, dict) else [features]
+def int8_check(model, litert_model, inputs):
+    """How far the int8 model's output moves from the float model's on `inputs` (the
+    calibration examples): {examples, mean_abs_change, output_std[, top_class_agreement]}."""
     expected = np.asarray(model(inputs if len(inputs) > 1 else inputs[0], training=False))
     names = [name for name, _, _ in litert_model.inputs]
     got = litert_model({n: np.asarray(x) for n, x in zip(names, inputs)})[litert_model.output_names[0]]
@@ -150,7 +153,8 @@ def export_litert(app, model, config, name=None, quantize="none", int8_io=False,
     from training.artifacts import LiteRTModel  # the interpreter reads back what was written
 
     name = checked_name(name or config.export.name or config.app)
-    representative = representative_dataset(app) if quantize == "int8" else None
+    calibration = representative_inputs(app) if quantize == "int8" else None
+    representative = representative_dataset(calibration) if calibration is not None else None
     options = converter_options(model, quantize, int8_io, representative, per_tensor)
     strings = [t.name for t in model.inputs if t.dtype == "string"]
     with NextVersion(Path(config.export.dir) / name / LITERT_DIR) as version:
@@ -172,7 +176,7 @@ def export_litert(app, model, config, name=None, quantize="none", int8_io=False,
                    "outputs": tensor_details(interpreter.runner.get_output_details()),
                    "labels": "labels.txt" if names else None}
         if quantize == "int8":
-            details["int8_check"] = int8_check(model, interpreter, app)
+            details["int8_check"] = int8_check(model, interpreter, calibration)
             print(describe_check(details["int8_check"]))
         (version.tmp / "model.json").write_text(json.dumps(details, indent=2) + "\n")
     if strings:

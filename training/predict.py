@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from serving.client import IMAGE_SUFFIXES, decode_pixels
 from training.errors import ConfigError, DataError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp"}
 IMAGE_BYTES_SIGNATURE = "image_bytes"
 
 
@@ -76,14 +76,10 @@ def _items(item, spec, columns):
 
 def _decoded(data, spec):
     """Image file bytes as `spec`'s pixels, for apps without an image_bytes signature."""
-    height, width, channels = spec.shape.as_list()[1:]
     try:
-        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        return decode_pixels(data, spec.shape.as_list(), spec.dtype.as_numpy_dtype)
     except tf.errors.InvalidArgumentError:
         raise DataError("an item is not an image TensorFlow can decode (PNG, JPEG, GIF, BMP)") from None
-    if tuple(image.shape[:2]) != (height, width):
-        image = tf.image.resize(image, (height, width), antialias=True)
-    return np.clip(np.round(np.asarray(image)), 0, 255).astype(spec.dtype.as_numpy_dtype)
 
 
 def predict(app, model, items):
