@@ -116,7 +116,7 @@ def build_parser():
                         help="with --quantize int8: int8 inputs and outputs too (default: float)")
     export.add_argument("--per-tensor", action="store_true",
                         help="with --quantize int8: one weight scale per tensor, not per output "
-                             "channel: smaller files (MobileNets: a quarter smaller)")
+                             "channel: smaller files (mobilenet_small: a fifth smaller)")
 
     generate = sub.add_parser("generate", help="sample text from a language-model run")
     generate.add_argument("--run", required=True, help="run directory of a sequence_modeling "
