@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from layers.depthwise_separable import SERIALIZATION_PACKAGE
+from layers.serialization import SERIALIZATION_PACKAGE
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)

@@ -2,7 +2,8 @@
 
 import keras
 
-SERIALIZATION_PACKAGE = "keras_app_templates"
+from layers.batch_normalization import BatchNormalization
+from layers.serialization import SERIALIZATION_PACKAGE
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -49,14 +50,14 @@ class DepthwiseSeparableBlock(keras.layers.Layer):
             3, strides=self.strides, padding="same", use_bias=False,
             dtype=self.dtype_policy, name="depthwise",
         )
-        self.depthwise_bn = keras.layers.BatchNormalization(
+        self.depthwise_bn = BatchNormalization(
             momentum=self.bn_momentum, dtype=self.dtype_policy, name="depthwise_bn"
         )
         self.pointwise = keras.layers.Conv2D(
             self.output_channels, 1, use_bias=False,
             dtype=self.dtype_policy, name="pointwise",
         )
-        self.pointwise_bn = keras.layers.BatchNormalization(
+        self.pointwise_bn = BatchNormalization(
             momentum=self.bn_momentum, dtype=self.dtype_policy, name="pointwise_bn"
         )
         self.act = keras.layers.Activation(activation, dtype=self.dtype_policy)

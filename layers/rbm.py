@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from layers.depthwise_separable import SERIALIZATION_PACKAGE
+from layers.serialization import SERIALIZATION_PACKAGE
 
 VISIBLE_TYPES = ("bernoulli", "gaussian")
 

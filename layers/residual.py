@@ -2,7 +2,8 @@
 
 import keras
 
-from layers.depthwise_separable import SERIALIZATION_PACKAGE
+from layers.batch_normalization import BatchNormalization
+from layers.serialization import SERIALIZATION_PACKAGE
 
 BOTTLENECK_EXPANSION = 4
 
@@ -78,7 +79,7 @@ class ResidualBlock(keras.layers.Layer):
         )
 
     def _bn(self, name, zero_gamma=False):
-        return keras.layers.BatchNormalization(
+        return BatchNormalization(
             momentum=self.bn_momentum, gamma_initializer="zeros" if zero_gamma else "ones",
             dtype=self.dtype_policy, name=name,
         )

@@ -9,7 +9,7 @@ the choices of the image app's `model.arch`.
 
 import keras
 
-from layers import DepthwiseSeparableBlock, ResidualBlock
+from layers import BatchNormalization, DepthwiseSeparableBlock, ResidualBlock
 
 # (filters, stride) of MobileNet v1's 13 depthwise-separable blocks.
 MOBILENET_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [
@@ -32,7 +32,7 @@ RESNET_SMALL = ([2, 2, 2], [32, 64, 128])
 def _conv_bn_relu(x, filters, kernel, strides, name):
     x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same",
                             use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = BatchNormalization(name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
