@@ -96,16 +96,18 @@ def test_bad_inputs_give_clear_errors():
 
 @pytest.mark.parametrize("size", [28, 7])
 def test_strided_projection_is_the_strided_1x1_conv(size):
-    block = ResidualBlock(16, strides=2)
+    # The residual branch starts at zero (zero_init_residual), so the block is
+    # relu(shortcut): its subsample-then-1x1 path must equal the strided 1x1 conv.
+    block = ResidualBlock(16, strides=2, zero_init_residual=True)
     x = np.random.default_rng(2).normal(size=(3, size, size, 8)).astype("float32")
     block.build(x.shape)
     strided = keras.layers.Conv2D(16, 1, strides=2, padding="same", use_bias=False)
     strided.build(x.shape)
     strided.set_weights(block.shortcut_conv.get_weights())
-    expected = block.shortcut_bn(strided(x), training=False)
-    got = block.shortcut_bn(block.shortcut_conv(x[:, ::2, ::2, :]), training=False)
+    expected = np.maximum(block.shortcut_bn(strided(x), training=False), 0)
+    got = block(x, training=False)
+    assert got.shape == (3, (size + 1) // 2, (size + 1) // 2, 16)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert block(x).shape == (3, (size + 1) // 2, (size + 1) // 2, 16)
 
 
 def test_training_with_8_channels_and_an_odd_batch_does_not_crash():
