@@ -10,8 +10,11 @@ matmuls and their gradients).
 
     .venv/bin/python benchmarks/hardware_efficiency.py [--steps 40] [--rounds 3] [--profile DIR]
 
---profile DIR also records a TensorBoard profiler trace of a few steps per
-model (`tensorboard --logdir DIR`, Profile tab, with tensorboard-plugin-profile).
+--profile DIR also records a TensorBoard profiler trace of two executions per
+model (`tensorboard --logdir DIR`, Profile tab, with tensorboard-plugin-profile)
+and reads it back (profile_ops.py): the top five kernels by self time, and the
+FLOP/s of the convolution kernels alone, over the same peak: the ceiling of
+the step's efficiency while convolutions take most of it.
 """
 
 import argparse
@@ -21,6 +24,7 @@ import harness
 import numpy as np
 import tensorflow as tf
 from flops import train_step_flops
+from profile_ops import kernel_seconds, summary
 
 CONFIGS = {"resnet_small": "configs/fashion_mnist_resnet_small.yaml",
            "mobilenet_small": "configs/fashion_mnist_mobilenet_small.yaml"}
@@ -47,14 +51,17 @@ def model_rate(config_path, steps, rounds, profile_dir=None):
     per_execution = model.steps_per_execution
     steps = -(-steps // per_execution) * per_execution  # whole executions
     seconds = harness.epoch_seconds(model, dataset, steps, rounds + 1)[1:]
+    by_op = train_step_flops(model, x, y)
+    profile = None
     if profile_dir:
         tf.profiler.experimental.start(profile_dir)
-        harness.epoch_seconds(model, dataset, 2 * model.steps_per_execution, 1)
+        harness.epoch_seconds(model, dataset, 2 * per_execution, 1)
         tf.profiler.experimental.stop()
+        profile = summary(kernel_seconds(profile_dir), 2 * per_execution,
+                          {op: f / 1e9 for op, f in by_op.items()})
     step_seconds = float(np.median(seconds)) / steps
-    by_op = train_step_flops(model, x, y)
     flops = float(sum(by_op.values()))
-    return {"batch": int(x.shape[0]), "params": model.count_params(),
+    return {"profile": profile,"batch": int(x.shape[0]), "params": model.count_params(),
             "steps_per_execution": per_execution, "timed_steps": steps,
             "train_gflop_per_step": flops / 1e9,
             "gflop_by_op": {k: v / 1e9 for k, v in sorted(by_op.items())},
@@ -81,6 +88,14 @@ def main():
         m["efficiency"] = m["achieved_gflops"] / peak
         print(f"{name}: {m['train_gflop_per_step']:.2f} GFLOP/step, {m['step_ms']:.1f} ms/step, "
               f"{m['achieved_gflops']:.1f} GFLOP/s = {m['efficiency']:.1%} of {peak:.1f}")
+        if m["profile"]:
+            profile = m["profile"]
+            profile["counted_kernels_efficiency"] = profile["counted_kernels_gflops"] / peak
+            print(f"  kernel time {profile['op_ms_per_step']:.1f} ms/step; convolution kernels alone "
+                  f"{profile['counted_kernels_gflops']:.1f} GFLOP/s = "
+                  f"{profile['counted_kernels_efficiency']:.1%} of the peak; top ops:")
+            for op in profile["top_ops"]:
+                print(f"    {op['op']:<45} {op['ms_per_step']:7.1f} ms/step {op['share']:6.1%}")
         rows.append({"benchmark": f"Training FLOP/s, {name} config vs fp32 matmul peak",
                      "measured": f"{m['achieved_gflops']:.1f} GFLOP/s "
                                  f"({m['step_ms']:.0f} ms per batch of {m['batch']})",

@@ -60,3 +60,33 @@ def test_loops_are_refused_not_undercounted():
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(ValueError, match="loop"):
         train_step_flops(model, np.zeros((2, 5, 3), "float32"), np.zeros((2, 4), "float32"))
+
+
+def test_profile_summary_reads_kernel_time_from_a_real_trace(tmp_path):
+    from profile_ops import kernel_seconds, op_type, summary
+
+    x = tf.random.normal([8, 16, 16, 8])
+    step = tf.function(lambda x: tf.nn.relu(tf.nn.conv2d(x, tf.ones([3, 3, 8, 8]), 1, "SAME")))
+    step(x)
+    tf.profiler.experimental.start(str(tmp_path))
+    for _ in range(3):
+        step(x).numpy()
+    tf.profiler.experimental.stop()
+    seconds = kernel_seconds(tmp_path)
+    conv = [kernel for kernel in seconds if op_type(kernel) == "Conv2D"]
+    assert conv and all(s > 0 for s in seconds.values())
+    result = summary(seconds, 3, {"Conv2D": 1.0, "MatMul": 1.0}, top=2)
+    assert len(result["top_ops"]) == 2 and result["top_ops"][0]["share"] <= 1
+    assert set(result["kernel_gflops"]) == {"Conv2D"}  # no MatMul ran: no rate for it
+    assert result["kernel_gflops"]["Conv2D"] == pytest.approx(3 / seconds[conv[0]])
+
+
+def test_profile_summary_arithmetic():
+    from profile_ops import summary
+
+    result = summary({"_MklNativeConv2D": 2.0, "Relu": 1.0, "_MklConv2D": 1.0}, 2,
+                     {"Conv2D": 6.0})
+    assert [op["op"] for op in result["top_ops"]] == ["_MklNativeConv2D", "Relu", "_MklConv2D"]
+    assert result["op_ms_per_step"] == 2000.0
+    assert result["kernel_gflops"] == {"Conv2D": 6.0 * 2 / 3.0}
+    assert result["counted_kernels_gflops"] == 4.0
