@@ -19,9 +19,10 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 README = BENCH.parent / "README.md"
 # make bench's order, which is also the table's.
-ORDER = ["input_pipeline", "hardware_efficiency", "rbm_vs_sklearn", "serving_latency", "serving_load",
-         "serving_warmup_batching", "accuracy_vs_time", "forecast_vs_naive", "dbn_semi_supervised",
-         "folder_vs_idx", "transfer", "litert_int8"]
+ORDER = ["input_pipeline", "hardware_efficiency", "fused_batch_norm", "mixed_precision",
+         "rbm_vs_sklearn", "serving_latency", "serving_load", "serving_warmup_batching",
+         "accuracy_vs_time", "forecast_vs_naive", "dbn_semi_supervised", "folder_vs_idx", "transfer",
+         "litert_int8"]
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
 
