@@ -15,11 +15,10 @@ import argparse
 
 import harness
 import numpy as np
+from hardware_efficiency import CONFIGS
 
 from layers import BatchNormalization
 
-CONFIGS = {"resnet_small": "configs/fashion_mnist_resnet_small.yaml",
-           "mobilenet_small": "configs/fashion_mnist_mobilenet_small.yaml"}
 GOAL = 1.3
 
 
