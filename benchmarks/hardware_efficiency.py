@@ -61,7 +61,7 @@ def model_rate(config_path, steps, rounds, profile_dir=None):
                           {op: f / 1e9 for op, f in by_op.items()})
     step_seconds = float(np.median(seconds)) / steps
     flops = float(sum(by_op.values()))
-    return {"profile": profile,"batch": int(x.shape[0]), "params": model.count_params(),
+    return {"profile": profile, "batch": int(x.shape[0]), "params": model.count_params(),
             "steps_per_execution": per_execution, "timed_steps": steps,
             "train_gflop_per_step": flops / 1e9,
             "gflop_by_op": {k: v / 1e9 for k, v in sorted(by_op.items())},
@@ -91,11 +91,9 @@ def main():
         if m["profile"]:
             profile = m["profile"]
             profile["counted_kernels_efficiency"] = profile["counted_kernels_gflops"] / peak
-            # Kernels overlap on the cores, so their summed time exceeds the step's; their
-            # share of it still bounds what removing every other kernel could give.
-            share = (m["train_gflop_per_step"] / profile["counted_kernels_gflops"] * 1000
-                     / profile["op_ms_per_step"])
-            profile["convolution_share"] = share
+            # Kernels overlap on the cores, so their summed time exceeds the step's; the
+            # convolutions' share of it still bounds what removing every other kernel could give.
+            share = profile["counted_share"]
             profile["efficiency_ceiling"] = m["efficiency"] / share
             print(f"  kernel time {profile['op_ms_per_step']:.1f} ms/step, {share:.0%} of it in "
                   f"convolutions; with every other kernel free the step would reach "

@@ -44,7 +44,8 @@ def kernel_seconds(profile_dir):
 
 
 def summary(seconds, steps, gflop_by_op, top=5):
-    """Top kernels by share of op time, and FLOP/s of each kernel that flops.py counts."""
+    """Top kernels by share of op time, FLOP/s of each kernel that flops.py counts, and
+    those kernels' share of op time."""
     total = sum(seconds.values())
     top_ops = [{"op": kernel, "ms_per_step": s / steps * 1000, "share": s / total}
                for kernel, s in sorted(seconds.items(), key=lambda kv: -kv[1])[:top]]
@@ -54,7 +55,9 @@ def summary(seconds, steps, gflop_by_op, top=5):
     kernel_gflops = {op: gflop * steps / by_type[op] for op, gflop in gflop_by_op.items()
                      if by_type.get(op)}
     counted = [op for op in gflop_by_op if by_type.get(op)]
-    flop_kernels = (sum(gflop_by_op[op] for op in counted) * steps
-                    / sum(by_type[op] for op in counted)) if counted else None
+    counted_seconds = sum(by_type[op] for op in counted)
+    flop_kernels = (sum(gflop_by_op[op] for op in counted) * steps / counted_seconds
+                    if counted else None)
     return {"op_ms_per_step": total / steps * 1000, "top_ops": top_ops,
-            "kernel_gflops": kernel_gflops, "counted_kernels_gflops": flop_kernels}
+            "kernel_gflops": kernel_gflops, "counted_kernels_gflops": flop_kernels,
+            "counted_share": counted_seconds / total}

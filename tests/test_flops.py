@@ -90,3 +90,4 @@ def test_profile_summary_arithmetic():
     assert result["op_ms_per_step"] == 2000.0
     assert result["kernel_gflops"] == {"Conv2D": 6.0 * 2 / 3.0}
     assert result["counted_kernels_gflops"] == 4.0
+    assert result["counted_share"] == 0.75
