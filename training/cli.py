@@ -1,5 +1,5 @@
-"""The command line, `python -m training` or `kat`: train, evaluate, export, generate, list,
-serve, predict, new-app.
+"""The command line, `python -m training` or `kat`: train, tune, evaluate, export, generate,
+list, serve, predict, new-app.
 
 Nothing is imported here that loads TensorFlow: `--help` and `list` answer at once, and each
 command imports what it runs. `train --app NAME --help` lists that app's config keys, their
@@ -92,6 +92,27 @@ def build_parser():
     train.add_argument("--task-index", type=int, default=0,
                        help="this worker's position in --workers (0 is the chief)")
 
+    tune = sub.add_parser(
+        "tune", help="hyperparameter search with KerasTuner: every trial a training run",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TUNE_EPILOG)
+    tune.add_argument("--app", help="app name; optional when --config names one")
+    tune.add_argument("--config", help="YAML file of config keys: the config each trial starts from")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override one config key of every trial")
+    tune.add_argument("--space", required=True, metavar="SPACE.yaml",
+                      help="config keys and their ranges or choices (see configs/tune_*.yaml)")
+    tune.add_argument("--algorithm", default="hyperband", metavar="hyperband|bayesian|random",
+                      help="KerasTuner's oracle (default hyperband: trials of up to the config's "
+                           "epochs, the most promising trained longest)")
+    tune.add_argument("--max-trials", type=int, help="stop after this many trials (default: "
+                      "one Hyperband iteration, or 10 trials of the others)")
+    tune.add_argument("--budget-minutes", type=float,
+                      help="start no trial after this much wall time (counted across resumes)")
+    tune.add_argument("--objective", default="val_loss", metavar="METRIC[:min|max]",
+                      help="the history.csv column trials are ranked by (default val_loss)")
+    tune.add_argument("--dir", help="the search's directory (default runs/tune/<stamp>, or the "
+                      "unfinished search of the same command); needed for a distributed search")
+
     evaluate = sub.add_parser("evaluate", help="test metrics of a finished run")
     evaluate.add_argument("--run", required=True,
                           help="run directory, e.g. runs/image_classification/<stamp>")
@@ -155,6 +176,35 @@ def build_parser():
     return parser
 
 
+TUNE_EPILOG = """SPACE.yaml maps config keys to ranges or choices, e.g.
+  optimizer.learning_rate: {log_uniform: [1e-4, 1e-2]}
+  model.width_multiplier: [0.5, 0.75, 1.0]
+  model.depth: {int: [2, 6]}
+Results in the search's dir: trials.csv, trials.png, best.yaml (train --config best.yaml).
+Killed, the same command resumes it. Several machines: KerasTuner's distributed mode, the same
+command and --dir everywhere, with KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT and
+KERASTUNER_TUNER_ID (chief on the one that holds the oracle, tuner0, tuner1, ... on workers)."""
+
+
+def print_search(summary):
+    """The end of `tune`: counts, the best trial and where its config is."""
+    print(f"\nSearch {summary['dir']}: {summary['completed']} trials completed, "
+          f"{summary['failed']} failed")
+    best = summary["best"]
+    if best is None:
+        print("No trial completed; see trials.csv for the errors")
+        return
+    name = summary["objective"]
+    keys = [k for k in best if k not in ("trial", "status", "run_dir", "error")]
+    print(f"Best trial {best['trial']} ({name} {best[name]:.4f}): "
+          + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in best.items() if k in keys and k != name))
+    if summary["importance"]:
+        print("Share of the variance of " + name + " each key explains: "
+              + ", ".join(f"{k} {v:.0%}" for k, v in summary["importance"].items()))
+    print(f"Train it: {PROG} train --config {summary['best_config']}")
+
+
 def _serving_module(name):
     """serving.`name`, or a CommandError naming the extra to install."""
     import importlib
@@ -191,6 +241,12 @@ def run(args):
         print(f"Run directory: {metrics['run_dir']}")
         if "export" in metrics:
             print(f"Exported SavedModel: {metrics['export']}")
+    elif args.command == "tune":
+        config = config_lib.load_config(args.app, args.config, args.set)
+        from training.tuning import tune  # imports TensorFlow
+
+        print_search(tune(config, args.space, args.algorithm, args.max_trials,
+                          args.budget_minutes, args.objective, args.dir))
     elif args.command == "evaluate":
         from training import run as pipeline
 

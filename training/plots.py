@@ -53,3 +53,50 @@ def confusion_matrix(matrix, class_names, path):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def search_trials(table, dimensions, objective, importance, path):
+    """A search's trials: the objective per trial (failed ones marked at the bottom) with the
+    best so far, then against each of the two most important keys (tuning_results.importance)."""
+    name = objective.name
+    by_key = {d.key: d for d in dimensions}
+    keys = [k for k in importance if k in by_key][:2] or [d.key for d in dimensions[:2]]
+    fig, axes = plt.subplots(1, 1 + len(keys), figsize=(5 * (1 + len(keys)), 4), squeeze=False)
+    ax = axes[0][0]
+    done = [(i, r) for i, r in enumerate(table) if r["status"] == "completed"
+            and r[name] is not None and np.isfinite(r[name])]
+    failed = [i for i, r in enumerate(table) if r["status"] not in ("completed", "running")]
+    x = np.array([i for i, _ in done])
+    y = np.array([r[name] for _, r in done], float)
+    epochs = [r["epochs"] or 0 for _, r in done]
+    points = ax.scatter(x, y, c=epochs, cmap="viridis", zorder=3)
+    if len(set(epochs)) > 1:
+        fig.colorbar(points, ax=ax, label="epochs")
+    best = np.minimum.accumulate(y) if objective.direction == "min" else np.maximum.accumulate(y)
+    ax.step(x, best, where="post", color="gray", label="best so far")
+    if failed:
+        ax.scatter(failed, [y.min() if len(y) else 0] * len(failed), marker="x", color="red",
+                   label="failed", zorder=3)
+    ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"{name} per trial")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    for ax, key in zip(axes[0][1:], keys):
+        values = [r[key] for _, r in done]
+        if by_key[key].kind == "choice":
+            labels = [str(v) for v in by_key[key].values]
+            ax.set_xticks(range(len(labels)), labels)
+            values = [labels.index(str(v)) for v in values]
+        elif by_key[key].log_scale:
+            ax.set_xscale("log")
+        ax.scatter(values, y, c=epochs, cmap="viridis", zorder=3)
+        share = importance.get(key)
+        ax.set_title(f"{name} vs {key}" + (f" ({share:.0%} of its variance)" if share is not None
+                                           else ""), fontsize=9)
+        ax.set_xlabel(key)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -195,6 +195,8 @@ def _train(config, strategy, claimed):
     recover_backup(run_dir / "backup")
     resuming = (run_dir / "backup").exists()
     first_epoch = _resume_epoch(run_dir) if resuming else 0
+    if resuming:
+        print(f"Resuming {run_dir} after epoch {first_epoch} of {config.epochs}", flush=True)
     phases = [p for p in fine_tuning.phases(config) if p.end > first_epoch]  # the epochs to do
     train_ds, examples = input_pipeline.make_dataset(
         app, "train", config, strategy, training=True,

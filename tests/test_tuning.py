@@ -1,0 +1,187 @@
+"""`python -m training tune`: KerasTuner searches over the pipeline, on tiny real data."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SMOKE, free_port, one_line_error
+
+from training.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+# Each trial a one-epoch (Hyperband: epochs=3 lets its first round train 1) smoke run.
+SEARCH = ["--app", "image_classification", *[a for s in SMOKE for a in ("--set", s)]]
+
+
+def write_space(tmp_path, text):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("space, expected", [
+    ("model.widht_multiplier: [0.5, 1.0]", ["unknown config key 'model.widht_multiplier'",
+                                            "did you mean 'model.width_multiplier'"]),
+    ("optimizer.learning_rate: {log_uniform: [0, 0.01]}", ["log_uniform needs low > 0"]),
+    ("optimizer.learning_rate: {uniform: [0.01]}", ["uniform needs [low, high], two numbers"]),
+    ("optimizer.learning_rate: {uniform: [0.1, 0.01]}", ["uniform needs low < high"]),
+    ("optimizer.learning_rate: {normal: [0.1, 0.01]}", ["unknown range 'normal'", "log_uniform"]),
+    ("optimizer.learning_rate: 0.01", ["A single value is not a search: set it with --set"]),
+    ("model.width_multiplier: []", ["choice needs a non-empty list"]),
+    ("model.augment: [true, 1.5]", ["mixes types"]),
+    ("model.depth: {int: [1.5, 3]}", ["unknown config key 'model.depth'"]),
+    ("batch_size: {int: [1.5, 3]}", ["int needs whole numbers"]),
+    ("model.width_multiplier: [0, 1.0]", ["'model.width_multiplier' cannot take 0",
+                                          "must be > 0"]),
+    ("optimizer.name: [adam, lamb]", ["cannot take 'lamb'", "must be one of: auto, adam"]),
+    ("epochs: [1, 3]", ["is Hyperband's to set", "--algorithm random"]),
+    ("run_dir: [a, b]", ["cannot be searched"]),
+    ("[1, 2]", ["must map config keys to ranges or choices"]),
+])
+def test_bad_search_space_is_one_clear_error_before_any_trial(cli, tmp_path, space, expected):
+    result = cli("tune", *SEARCH, "--space", write_space(tmp_path, space), cwd=tmp_path)
+    one_line_error(result, *expected)
+    assert not (tmp_path / "runs").exists()  # no trial ran, no search dir was left
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--algorithm", "grid"], ["--algorithm 'grid' is not one of: hyperband, bayesian, random"]),
+    (["--objective", "val_f1"], ["--objective val_f1: say whether lower or higher is better",
+                                 "val_f1:min"]),
+    (["--max-trials", "0"], ["--max-trials must be > 0"]),
+])
+def test_bad_search_options_name_the_fix(cli, tmp_path, args, expected):
+    space = write_space(tmp_path, "optimizer.learning_rate: {log_uniform: [1e-4, 1e-2]}")
+    one_line_error(cli("tune", *SEARCH, "--space", space, *args, cwd=tmp_path), *expected)
+
+
+def test_hyperband_search_records_a_diverged_trial_and_best_yaml_trains_it_again(cli, tmp_path):
+    """Two trials: learning rate 1e30 diverges (recorded as failed, the search goes on), the
+    other completes; Hyperband gives both its first round's epoch (epochs=3 / 3)."""
+    space = write_space(tmp_path, "optimizer.learning_rate: [1.0e+30, 0.003]\n"
+                                  "model.augment: [false]\n")
+    result = cli("tune", *SEARCH, "--set", "epochs=3", "--set", "optimizer.name=sgd",
+                 "--set", "optimizer.schedule=constant", "--space", space, "--max-trials", "2",
+                 "--objective", "val_accuracy", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (search,) = (tmp_path / "runs" / "tune").iterdir()
+    rows = {float(r["optimizer.learning_rate"]): r for r in read_csv(search / "trials.csv")}
+    assert set(rows) == {1e30, 0.003}
+    failed, good = rows[1e30], rows[0.003]
+    assert failed["status"] == "failed" and "Training diverged" in failed["error"]
+    assert good["status"] == "completed" and good["epochs"] == "1" and good["error"] == ""
+    assert good["model.augment"] == "False"
+    assert 0 <= float(good["val_accuracy"]) <= 1 and float(good["seconds"]) > 0
+    summary = json.loads((search / "summary.json").read_text())
+    assert (summary["completed"], summary["failed"]) == (1, 1)
+    assert (search / "trials.png").stat().st_size > 0
+    assert f"Best trial {good['trial']}" in result.stdout
+
+    best = load_config(None, search / "best.yaml")
+    trial = load_config(None, Path(good["run_dir"]) / "config.yaml")
+    assert (best.epochs, best.optimizer.learning_rate, best.run_dir) == (1, 0.003, "")
+    assert best.export.enabled and not trial.export.enabled
+    retrain = cli("train", "--config", str(search / "best.yaml"), "--set",
+                  f"run_dir={tmp_path / 'again'}", "--set", "export.enabled=false", cwd=tmp_path)
+    assert retrain.returncode == 0, retrain.stderr[-3000:]
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["test"]["accuracy"] == pytest.approx(float(good["test_accuracy"]), abs=1e-6)
+
+
+def _tune_process(tmp_path, args, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "training", "tune", *SEARCH, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
+    space = write_space(tmp_path, "model.width_multiplier: [0.25, 0.5]")
+    # 1,024 examples: the second trial's epochs last long enough to be killed in
+    args = ["--set", "data.limit=1024", "--set", "epochs=2", "--space", space,
+            "--algorithm", "random", "--max-trials", "2"]
+
+    def second_trial_backed_up():
+        finished = {p.parent for p in tmp_path.glob("runs/tune/*/trials/*/metrics.json")}
+        backups = {p.parents[1] for p in
+                   tmp_path.glob("runs/tune/*/trials/*/backup/training_metadata.json")}
+        return finished and backups - finished
+
+    first = _tune_process(tmp_path, args)
+    deadline = time.monotonic() + 300
+    while not second_trial_backed_up() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    output, _ = first.communicate()
+    (killed,) = second_trial_backed_up() or [None]
+    assert killed is not None, "the second trial was not killed after its first epoch:\n" + output[-3000:]
+    (done,) = (p for p in killed.parent.glob("*/metrics.json"))
+    kept, mtime = done.read_text(), done.stat().st_mtime_ns
+
+    second = _tune_process(tmp_path, args)
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output[-3000:]
+    search = killed.parents[1]
+    assert f"Resuming the search in runs/tune/{search.name}" in output
+    assert f"Resuming runs/tune/{search.name}/trials/{killed.name} after epoch 1 of 2" in output
+    assert done.read_text() == kept and done.stat().st_mtime_ns == mtime  # not redone
+    rows = read_csv(search / "trials.csv")
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert sorted(r["model.width_multiplier"] for r in rows) == ["0.25", "0.5"]
+    with open(killed / "history.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
+
+
+def test_two_localhost_workers_share_one_oracle(tmp_path):
+    """KerasTuner's distributed mode: a chief holding the oracle, two workers running trials."""
+    space = write_space(tmp_path, "model.width_multiplier: [0.25, 0.5]")
+    args = ["--space", space, "--algorithm", "random", "--max-trials", "2",
+            "--dir", str(tmp_path / "search")]
+    port = str(free_port())
+    common = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
+    procs = [_tune_process(tmp_path, args, {**common, "KERASTUNER_TUNER_ID": name})
+             for name in ("chief", "tuner0", "tuner1")]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    rows = read_csv(tmp_path / "search" / "trials.csv")
+    assert sorted(r["model.width_multiplier"] for r in rows) == ["0.25", "0.5"]
+    assert all(r["status"] == "completed" for r in rows)
+    assert (tmp_path / "search" / "summary.json").exists()
+    ran = [out.count(f"({name}): model.width_multiplier=")
+           for name, out in zip(("chief", "tuner0", "tuner1"), outputs)]
+    assert ran == [0, 1, 1], outputs  # the chief holds the oracle, each worker ran one trial
+
+
+def test_a_distributed_search_needs_a_shared_dir(cli, tmp_path, monkeypatch):
+    for name, value in {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": "1",
+                        "KERASTUNER_TUNER_ID": "tuner0"}.items():
+        monkeypatch.setenv(name, value)
+    space = write_space(tmp_path, "model.width_multiplier: [0.25, 0.5]")
+    one_line_error(cli("tune", *SEARCH, "--space", space, "--algorithm", "random", cwd=tmp_path),
+                   "A distributed search needs --dir DIR")
+
+
+def test_a_choice_of_booleans_reaches_the_config_as_booleans():
+    import keras_tuner
+
+    from training.search_space import Dimension, with_values
+
+    dimension = Dimension("model.augment", "choice", (False, True))
+    hp = keras_tuner.HyperParameters()
+    dimension.declare(hp)
+    hp.values["model.augment"] = 1  # how KerasTuner keeps True
+    config = load_config("image_classification", None, [])
+    changed = with_values(config, {"model.augment": dimension.value(hp)})
+    assert changed.model.augment is True and not config.model.augment
