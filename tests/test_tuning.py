@@ -185,3 +185,31 @@ def test_a_choice_of_booleans_reaches_the_config_as_booleans():
     config = load_config("image_classification", None, [])
     changed = with_values(config, {"model.augment": dimension.value(hp)})
     assert changed.model.augment is True and not config.model.augment
+
+
+def test_a_finished_search_is_not_run_again(cli, tmp_path):
+    space = write_space(tmp_path, "model.width_multiplier: [0.25, 0.5]")
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "summary.json").write_text("{}")  # what a finished search leaves
+    one_line_error(cli("tune", *SEARCH, "--space", space, "--dir", str(tmp_path / "search"),
+                       cwd=tmp_path), "holds a finished search", "choose another --dir")
+
+
+def test_importance_is_the_share_of_variance_a_key_explains():
+    import keras_tuner
+
+    from training.search_space import Dimension
+    from training.tuning_results import importance
+
+    width = Dimension("model.width_multiplier", "choice", (0.5, 1.0))
+    rate = Dimension("optimizer.learning_rate", "log_uniform", (1e-4, 1e-2))
+    objective = keras_tuner.Objective("val_accuracy", "max")
+    rates = [1e-4, 3e-4, 1e-3, 3e-3, 5e-3, 1e-2]
+    table = [{"status": "completed", "epochs": 3, "model.width_multiplier": w,
+              "optimizer.learning_rate": r, "val_accuracy": 0.8 + 0.1 * (w == 1.0)}
+             for w, r in zip([0.5, 1.0] * 3, rates)]
+    shares = importance(table, [rate, width], objective)
+    assert list(shares) == ["model.width_multiplier", "optimizer.learning_rate"]
+    assert shares["model.width_multiplier"] == pytest.approx(1.0)
+    assert shares["optimizer.learning_rate"] == pytest.approx(0.0)
+    assert importance(table[:2], [rate, width], objective) == {}  # too few trials to say

@@ -208,6 +208,9 @@ def _tune_dir(directory, spec, role):
     path = Path(directory) if directory else _resumable(spec)
     if path is None:
         return None
+    if (path / tuning_results.SUMMARY_FILE).exists():
+        raise ConfigError(f"{path} holds a finished search (its results: "
+                          f"{path / tuning_results.CSV_FILE}); choose another --dir")
     existing = path / SEARCH_FILE
     if existing.exists() and yaml.safe_load(existing.read_text()) != spec:
         raise ConfigError(f"{path} holds a search with another config, space or options "
