@@ -179,7 +179,7 @@ def build_parser():
 TUNE_EPILOG = """SPACE.yaml maps config keys to ranges or choices, e.g.
   optimizer.learning_rate: {log_uniform: [1e-4, 1e-2]}
   model.width_multiplier: [0.5, 0.75, 1.0]
-  model.depth: {int: [2, 6]}
+  batch_size: {int: [32, 256]}
 Results in the search's dir: trials.csv, trials.png, best.yaml (train --config best.yaml).
 Killed, the same command resumes it. Several machines: KerasTuner's distributed mode, the same
 command and --dir everywhere, with KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT and
@@ -195,10 +195,10 @@ def print_search(summary):
         print("No trial completed; see trials.csv for the errors")
         return
     name = summary["objective"]
-    keys = [k for k in best if k not in ("trial", "status", "run_dir", "error")]
+    shown = {k: v for k, v in best.items() if k not in ("trial", "status", "run_dir", "error", name)}
     print(f"Best trial {best['trial']} ({name} {best[name]:.4f}): "
           + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                      for k, v in best.items() if k in keys and k != name))
+                      for k, v in shown.items()))
     if summary["importance"]:
         print("Share of the variance of " + name + " each key explains: "
               + ", ".join(f"{k} {v:.0%}" for k, v in summary["importance"].items()))

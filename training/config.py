@@ -316,6 +316,11 @@ def set_key(values, assignment):
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    set_value(values, key, value)
+
+
+def set_value(values, key, value):
+    """Set dotted `key` (e.g. "optimizer.learning_rate") of a nested dict to `value` in place."""
     node = values
     parts = key.split(".")
     for part in parts[:-1]:

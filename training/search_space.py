@@ -6,7 +6,7 @@ SPACE.yaml maps a config key (as --set names it) to what the search may try:
 
     optimizer.learning_rate: {log_uniform: [1e-4, 1e-2]}   # a float, sampled on a log scale
     optimizer.weight_decay: {uniform: [0.0, 1e-3]}         # a float, sampled linearly
-    model.depth: {int: [2, 6]}                             # a whole number, both ends included
+    batch_size: {int: [32, 256]}                           # a whole number, both ends included
     model.width_multiplier: [0.5, 0.75, 1.0]               # a list: one of these values
     model.augment: {choice: [false, true]}                 # the same, spelled out
 """
@@ -61,14 +61,8 @@ def with_values(config, values):
     again, as `--set` would; ConfigError names the key and the rule it breaks."""
     tree = config_lib.to_dict(config)
     for key, value in values.items():
-        node = tree
-        *sections, name = key.split(".")
-        for section in sections:
-            node = node[section]
-        node[name] = value
-    resolved = config_lib.from_dict(type(config), tree)
-    resolved.app = config.app
-    return resolved
+        config_lib.set_value(tree, key, value)
+    return config_lib.from_dict(type(config), tree)
 
 
 def _problem(path, key, text):

@@ -77,8 +77,9 @@ def make_objective(name):
 
 
 def make_oracle(algorithm, objective, hyperparameters, config, max_trials, budget_minutes):
-    """KerasTuner's oracle for `algorithm`. Hyperband gives each trial up to the config's epochs;
-    with a time budget it runs iterations until the budget is spent."""
+    """KerasTuner's oracle for `algorithm` (one of ALGORITHMS, checked by `tune`). Hyperband
+    gives each trial up to the config's epochs; with a time budget it runs iterations until the
+    budget is spent."""
     common = {"objective": objective, "hyperparameters": hyperparameters, "seed": config.seed,
               "max_retries_per_trial": 0}
     if algorithm == "hyperband":
@@ -94,9 +95,7 @@ def make_oracle(algorithm, objective, hyperparameters, config, max_trials, budge
         max_trials = DEFAULT_MAX_TRIALS
     if algorithm == "bayesian":
         return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=max_trials, **common)
-    if algorithm == "random":
-        return keras_tuner.oracles.RandomSearchOracle(max_trials=max_trials, **common)
-    raise ConfigError(f"--algorithm {algorithm!r} is not one of: {', '.join(ALGORITHMS)}")
+    return keras_tuner.oracles.RandomSearchOracle(max_trials=max_trials, **common)
 
 
 class Budget:
