@@ -65,8 +65,10 @@ train-multiworker: setup
 	$(PY) -m training train --config $(APP_CONFIG) --set epochs=1 $(ARGS) --workers $$workers --task-index 0; \
 	status=$$?; wait $$! || status=1; echo "worker 1's output: multiworker-1.log"; exit $$status
 
+# Worker processes for the fast suite (pytest-xdist); 1 runs it in this process.
+TEST_WORKERS ?= 2
 test: setup $(SERVING_INSTALLED)
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) $(ARGS)
 
 test-slow: setup $(SERVING_INSTALLED)
 	$(PY) -m pytest -q -m slow $(ARGS)

@@ -134,9 +134,8 @@ def test_missing_csv_column_lists_the_columns(tmp_path):
         app.build_data("train")
 
 
-def test_generate_refuses_other_tasks(tmp_path):
+def test_generate_refuses_other_tasks(tmp_path, cli):
     metrics = train(seq_config(tmp_path, "data.limit=64", "export.enabled=false"))
-    result = subprocess.run([sys.executable, "-m", "training", "generate", "--run", metrics["run_dir"]],
-                            capture_output=True, text=True, timeout=300)
+    result = cli("generate", "--run", metrics["run_dir"])
     assert result.returncode == 2 and "language_model" in result.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["app"] == "sequence_modeling"
