@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from training.config import Config
+from training.errors import AppContractError
 
 if TYPE_CHECKING:
     import keras
@@ -84,12 +85,12 @@ class App:
     def __init__(self, config):
         missing = [h for h in self.REQUIRED_HOOKS if getattr(type(self), h) is getattr(App, h)]
         if missing:
-            raise TypeError(
+            raise AppContractError(
                 f"App {type(self).__name__} must implement {', '.join(h + '()' for h in missing)}; "
                 "see the docstrings in training/app.py"
             )
         if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} expects a {self.config_class.__name__}, "
+            raise AppContractError(f"{type(self).__name__} expects a {self.config_class.__name__}, "
                             f"got {type(config).__name__}")
         self.config = config
 

@@ -34,6 +34,11 @@ class DataError(ValueError):
     """Data was found but cannot be read (truncated, wrong format); the message says what to fix."""
 
 
+class AppContractError(TypeError):
+    """An App hook returned what the contract (training/app.py) does not allow; the message
+    names the hook and what it should return."""
+
+
 class CommandError(RuntimeError):
     """A command cannot do what was asked (a server unreachable, an extra not installed);
     the message says what to do."""
@@ -46,4 +51,4 @@ def described(error):
 
 
 USER_ERRORS = (ConfigError, DataNotFoundError, DataError, TrainingDiverged, ExportError, DiskFull,
-               CommandError, FileNotFoundError)
+               CommandError, AppContractError, FileNotFoundError)

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from serving.layout import model_name_problem, versions, write_models_config
 from serving.warmup import write_warmup
+from training.contract import ServingOutputs
 from training.datasets import input_list
 from training.errors import ExportError
 
@@ -94,7 +95,10 @@ def export_saved_model(model, signature, export_dir, name, extra_signatures=None
         archive = keras.export.ExportArchive()
         archive.track(model)
         for endpoint, sig in signatures.items():
-            archive.add_endpoint(endpoint, tf.function(sig.fn), input_signature=sig.inputs)
+            fn = ServingOutputs(endpoint, sig.fn)
+            archive.add_endpoint(endpoint, tf.function(fn),
+                                 input_signature=sig.inputs).get_concrete_function()
+            fn.check()  # traced just now; write_out reuses that trace
         archive.write_out(str(version.tmp), verbose=False)
         if warmup_features is not None:
             requests = warmup_requests(signatures, warmup_features)

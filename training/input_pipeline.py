@@ -4,6 +4,8 @@ import functools
 
 import tensorflow as tf
 
+from training.contract import check_examples
+
 
 def global_batch_size(config, strategy):
     """Per-replica `batch_size` x replicas in sync."""
@@ -25,9 +27,7 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None):
     ds = app.build_data(split)
     if ds is None:
         return None, 0
-    if not isinstance(ds, tf.data.Dataset):
-        raise TypeError(f"{type(app).__name__}.build_data({split!r}) must return a "
-                        f"tf.data.Dataset or None, got {type(ds).__name__}")
+    check_examples(app, split, ds)
     examples = int(ds.cardinality())
     if examples < 0:  # unknown (e.g. after filter or window): count once, then tell tf.data
         examples = int(ds.reduce(0, lambda n, *_: n + 1))

@@ -38,7 +38,47 @@ def _declared():
     return dict(sorted(found.items()))
 
 
+def _class_literal(tree, attribute, value=None, class_name=None):
+    """(class name, literal) of the first class in module `tree` (named `class_name`, if given)
+    whose body assigns a string literal to `attribute` (equal to `value`, if given), or None."""
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef) or class_name not in (None, node.name):
+            continue
+        for statement in node.body:
+            if (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
+                    and isinstance(statement.value.value, str)
+                    and any(getattr(t, "id", None) == attribute for t in statement.targets)
+                    and value in (None, statement.value.value)):
+                return node.name, statement.value.value
+    return None
+
+
+def _undeclared_hint(name):
+    """Why an app the working directory holds is not found: its setup.cfg line is missing, or
+    it is there but the project was not reinstalled since. "" if neither applies."""
+    root = Path.cwd()
+    setup_cfg = root / "setup.cfg"
+    if setup_cfg.is_file() and any(line.split("=")[0].strip() == name and "=" in line
+                                   and ":" in line for line in setup_cfg.read_text().splitlines()):
+        return (f" {setup_cfg} declares it, but this environment has not registered it: "
+                "reinstall the project (`pip install -e .`; make does it when setup.cfg changes)")
+    for path in sorted((root / "apps").rglob("*.py")) if (root / "apps").is_dir() else ():
+        try:
+            found = _class_literal(ast.parse(path.read_text(encoding="utf-8")), "name", name)
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        if found:
+            module = ".".join(path.relative_to(root).with_suffix("").parts)
+            return (f" {path.relative_to(root)} defines it ({found[0]}) but nothing declares it: "
+                    f"add `{name} = {module}:{found[0]}` under `{ENTRY_POINT_GROUP} =` in "
+                    "setup.cfg, then reinstall (`pip install -e .`)")
+    return ""
+
+
 def _unknown(name, declared):
+    hint = _undeclared_hint(name)
+    if hint:
+        return f"Unknown app {name!r}:{hint}"
     if not declared:
         return (f"Unknown app {name!r}: no apps are installed in this Python environment. "
                 "Install the project first: `make setup` (or `pip install -e .`)")
@@ -80,14 +120,9 @@ def _literal_description(ep):
         return None
     if spec is None or not (spec.origin or "").endswith(".py"):
         return None
-    for node in ast.parse(Path(spec.origin).read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.ClassDef) and node.name == ep.attr:
-            for statement in node.body:
-                if (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
-                        and isinstance(statement.value.value, str)
-                        and any(getattr(t, "id", None) == "description" for t in statement.targets)):
-                    return statement.value.value
-    return None
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    found = _class_literal(tree, "description", class_name=ep.attr)
+    return found[1] if found else None
 
 
 def describe(name):

@@ -21,8 +21,10 @@ from training.callbacks import (
     steady_examples_per_sec,
 )
 from training.config import load_config, save_yaml
+from training.contract import check_features
 from training.disk_space import require_free_space, saved_bytes
 from training.errors import (
+    AppContractError,
     ConfigError,
     DataError,
     ExportError,
@@ -109,8 +111,8 @@ def compile_model(model, app, config, steps_per_epoch, options, phase=None):
     args = dict(app.compile_args())
     default_optimizer = args.pop("optimizer", "adam")
     if not isinstance(default_optimizer, str):
-        raise TypeError("compile_args()['optimizer'] must be a name; the pipeline builds the "
-                        "optimizer from config.optimizer")
+        raise AppContractError(f"{type(app).__name__}.compile_args()['optimizer'] must be a name "
+                               "(e.g. 'adam'); the pipeline builds the optimizer from config.optimizer")
     epochs = phase.end - phase.start if phase else config.epochs
     optimizer = phase.optimizer if phase else config.optimizer
     total = steps_per_epoch * epochs if steps_per_epoch else None
@@ -216,6 +218,7 @@ def _train(config, strategy, claimed):
         app.pretrain(str(run_dir), options)
         pretrain_seconds = time.perf_counter() - start
         model = app.build_model()
+        check_features(app, model, train_ds.element_spec)
         if config.model.init_from and not resuming:  # a resume restores every weight
             fine_tuning.init_from(model, config.model.init_from, app.class_names())
     best_value = _trim_history(run_dir, first_epoch, val_ds is not None) if resuming else None
