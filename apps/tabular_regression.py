@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from training.app import App, ServingSignature
 from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
-from training.datasets import split_range
-from training.errors import ConfigError, DataNotFoundError
+from training.datasets import csv_rows, numeric_column, split_range
+from training.errors import DataNotFoundError
 
 
 @dataclass
@@ -42,15 +42,13 @@ class TabularRegression(App):
     def __init__(self, config):
         super().__init__(config)
         d = config.data
-        try:  # a header row, then numbers
-            table = np.genfromtxt(d.path, delimiter=",", names=True, dtype=np.float32)
-        except OSError:
-            raise DataNotFoundError(f"CSV not found: {d.path!r}; pass --set data.path=FILE.csv") from None
-        if d.target not in table.dtype.names:
-            raise ConfigError(f"data.target must be one of the CSV's columns: {', '.join(table.dtype.names)}")
-        self.feature_names = [n for n in table.dtype.names if n != d.target]
-        self.x = np.stack([table[n] for n in self.feature_names], axis=1)
-        self.y = table[d.target]
+        if not d.path:
+            raise DataNotFoundError("No CSV given: pass --set data.path=FILE.csv")
+        rows = csv_rows(d.path, {"target": d.target})  # checks the file and the target column
+        names = list(rows[0][1]) if rows else []
+        self.feature_names = [n for n in names if n != d.target]
+        self.x = np.stack([numeric_column(d.path, n, rows) for n in self.feature_names], axis=1)
+        self.y = numeric_column(d.path, d.target, rows)
         self.order = np.random.default_rng(config.seed).permutation(len(self.x))  # rows in random order
 
     def rows(self, split):

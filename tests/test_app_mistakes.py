@@ -6,6 +6,7 @@ import tensorflow as tf
 from conftest import SMOKE, one_line_error
 
 from apps.image_classification.app import ImageClassification
+from apps.tabular_regression import TabularRegression
 from training import registry
 from training.app import ServingSignature
 
@@ -82,3 +83,42 @@ def test_an_app_declared_but_not_installed_says_reinstall(cli, tmp_path):
                                         "    wine = apps.wine:WineApp\n")
     one_line_error(cli("train", "--app", "wine", cwd=tmp_path), "declares it",
                    "reinstall the project (`pip install -e .`")
+
+
+# -- data problems: named before fit, not mistaken for divergence ------------------------------
+
+def test_a_text_column_in_a_numeric_csv_names_the_column(cli, tmp_path):
+    rows = "\n".join(f"{i % 7},{'red' if i % 2 else 'blue'},{2 * (i % 7)}" for i in range(64))
+    (tmp_path / "cars.csv").write_text("age,color,price\n" + rows + "\n")
+    one_line_error(cli("train", "--app", "tabular_regression", "--set", f"data.path={tmp_path / 'cars.csv'}",
+                       "--set", "data.target=price", "--set", f"run_dir={tmp_path / 'run'}"),
+                   "Column 'color'", "line 2, holds 'blue', not a number", "encode it as numbers")
+
+
+def test_a_forecasting_validation_split_shorter_than_a_window_says_what_to_change(cli, tmp_path):
+    (tmp_path / "series.csv").write_text("t,load\n" + "\n".join(f"{i},{i % 10}" for i in range(300)))
+    one_line_error(cli("train", "--app", "sequence_modeling", "--set", "task=forecasting",
+                       "--set", f"data.path={tmp_path / 'series.csv'}", "--set", "data.column=load",
+                       "--set", "data.validation_split=0.1", "--set", f"run_dir={tmp_path / 'run'}"),
+                   "The validation split has 24 values", "data.sequence_length=100",
+                   "lower data.sequence_length (below 24) or raise data.validation_split (now 0.1)")
+
+
+class ValidationLost(TabularRegression):
+    """A build_data that drops its validation split although data.validation_split asks for one."""
+
+    name = "validation_lost"
+
+    def build_data(self, split):
+        return None if split == "validation" else super().build_data(split)
+
+
+def test_an_empty_validation_split_is_a_warning_that_names_the_key(cli, monkeypatch, tmp_path):
+    (tmp_path / "t.csv").write_text("a,y\n" + "\n".join(f"{i % 5},{i % 5}" for i in range(80)))
+    monkeypatch.setitem(registry._loaded, ValidationLost.name, ValidationLost)
+    result = cli("train", "--app", ValidationLost.name, "--set", f"data.path={tmp_path / 't.csv'}",
+                 "--set", "data.target=y", "--set", "epochs=1", "--set", "runtime.verbose=0",
+                 "--set", "export.enabled=false", "--set", f"run_dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert ("warning: the validation split is empty (data.validation_split=0.1): history has no "
+            "val_* metrics") in result.stdout

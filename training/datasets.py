@@ -6,9 +6,11 @@ TFDS, with one clear error when the data set is not available offline;
 `tfds_labelled` reads (features, int64 label) pairs through it.
 """
 
+import csv
+from pathlib import Path
 from typing import Optional
 
-from training.errors import CommandError, DataNotFoundError, described
+from training.errors import CommandError, ConfigError, DataError, DataNotFoundError, described
 
 SPLITS = ("train", "validation", "test")
 
@@ -108,3 +110,38 @@ def tfds_labelled(name, split, validation_split=0.0, data_dir=None, download=Tru
         return None
     return ds.map(lambda features, label: (features, tf.cast(label, tf.int64)),
                   num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def csv_rows(path, columns):
+    """(line number, row) of each data row of CSV file `path`, which starts with a header row,
+    once the file and `columns` ({config key: column name}) are checked. Bytes that are not
+    UTF-8 come through as surrogate escapes: a bad row need not refuse the whole file."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataNotFoundError(f"CSV file not found: {path} (set data.path to a CSV with a header)")
+    with open(file, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        reader = csv.DictReader(f)
+        names = reader.fieldnames or []
+        for key, column in columns.items():
+            if column not in names:
+                raise ConfigError(f"data.{key}={column!r} is not a column of {path}; its columns: "
+                                  + (", ".join(names) or "none (is the file empty?)"))
+        return list(enumerate(reader, start=2))
+
+
+def numeric_column(path, column, rows):
+    """float32 array of `column` of csv_rows' `rows`; a DataError names the first cell that
+    is empty or not a number, so a text column is not read as NaN and mistaken for divergence."""
+    import numpy as np
+
+    values = np.empty(len(rows), np.float32)
+    for i, (line, row) in enumerate(rows):
+        text = (row.get(column) or "").strip()
+        try:
+            values[i] = float(text)
+        except ValueError:
+            what = "is empty" if not text else f"holds {text[:40]!r}, not a number"
+            raise DataError(f"Column {column!r} of {path}, line {line}, {what}: encode it as numbers "
+                            "(e.g. one 0/1 column per category), fill it, or drop the column or row"
+                            ) from None
+    return values

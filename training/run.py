@@ -207,6 +207,11 @@ def _train(config, strategy, claimed):
         raise ConfigError("The training split is empty; raise data.limit or lower "
                           "data.validation_split")
     val_ds, _ = input_pipeline.make_dataset(app, "validation", config, strategy)
+    if val_ds is None and config.data.validation_split > 0:
+        print(f"warning: the validation split is empty (data.validation_split="
+              f"{config.data.validation_split:g}): history has no val_* metrics and the best "
+              "checkpoint is chosen by training loss; raise data.validation_split or data.limit",
+              flush=True)
     test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
     steps = input_pipeline.batches_per_epoch(examples, config, strategy)
 

@@ -135,13 +135,34 @@ class SequenceModeling(App):
                 lookup.adapt(tf.data.Dataset.from_tensors(codes(tf.constant([text]))[0]))
                 self.vectorizer = lambda s: lookup(codes(s))
                 self.char_lookup = lookup
-            if len(text) <= d.sequence_length:
+            fraction_key = None if split == "train" else "data.validation_split"
+            if self._too_short(split, len(text), "characters", fraction_key):
                 return None
             return sequence_data.char_windows(text, d.sequence_length,
                                               lambda s: self.vectorizer(s[None])[0], d.limit)
         values = self._series_split(split)
+        fraction_key = {"validation": "data.validation_split", "test": "data.test_split"}.get(split)
+        if self._too_short(split, len(values), "values", fraction_key):
+            return None
         ds = sequence_data.next_step_windows(values, d.sequence_length)
-        return ds.take(d.limit) if ds is not None and d.limit is not None else ds
+        return ds.take(d.limit) if d.limit is not None else ds
+
+    def _too_short(self, split, length, unit, fraction_key):
+        """True if `split` (`length` characters or values) is empty because its fraction,
+        config key `fraction_key`, is 0: no such split. A ConfigError if it holds no window of
+        data.sequence_length and its next step, as a split that vanished silently would leave
+        val_* or test metrics out without a word."""
+        d = self.config.data
+        window = d.sequence_length
+        if length > window:
+            return False
+        fraction = getattr(d, fraction_key.split(".")[1]) if fraction_key else None
+        if length == 0 and fraction == 0:
+            return True
+        fix = f" or raise {fraction_key} (now {fraction:g})" if fraction_key else ""
+        raise ConfigError(f"The {split} split has {length} {unit}, too few for one window of "
+                          f"data.sequence_length={window} and its next step: lower "
+                          f"data.sequence_length (below {max(length, 1)}){fix}")
 
     def _series_split(self, split):
         """The forecasting series' `split`, in time order: train, validation, test (the most recent)."""

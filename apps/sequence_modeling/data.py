@@ -3,13 +3,11 @@
 Image sets read row by row come from apps.image_classification.data.ImageSource.
 """
 
-import csv
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
-from training.datasets import split_range, tfds_load
+from training.datasets import csv_rows, numeric_column, split_range, tfds_load
 from training.errors import ConfigError, DataNotFoundError
 
 
@@ -42,30 +40,9 @@ def char_windows(text, length, vectorize, limit=None):
     return ds.map(lambda w: (tf.strings.reduce_join(w[:-1]), vectorize(tf.strings.reduce_join(w[1:]))))
 
 
-def csv_rows(path, columns):
-    """(line number, row) of each data row of CSV file `path`, which starts with a header row,
-    once the file and `columns` ({config key: column name}) are checked. Bytes that are not
-    UTF-8 come through as surrogate escapes: a bad row need not refuse the whole file."""
-    file = Path(path)
-    if not file.is_file():
-        raise DataNotFoundError(f"CSV file not found: {path} (set data.path to a CSV with a header)")
-    with open(file, newline="", encoding="utf-8", errors="surrogateescape") as f:
-        reader = csv.DictReader(f)
-        names = reader.fieldnames or []
-        for key, column in columns.items():
-            if column not in names:
-                raise ConfigError(f"data.{key}={column!r} is not a column of {path}; its columns: "
-                                  + (", ".join(names) or "none (is the file empty?)"))
-        return list(enumerate(reader, start=2))
-
-
 def csv_column(path, column):
     """The numeric values of one CSV column, in file order."""
-    values = [row[column] for _, row in csv_rows(path, {"column": column})]
-    try:
-        return np.array([float(v) for v in values], np.float32)
-    except ValueError as e:
-        raise ConfigError(f"Column {column!r} of {path} is not numeric: {e}") from None
+    return numeric_column(path, column, csv_rows(path, {"column": column}))
 
 
 def next_step_windows(values, window):

@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 
 import tensorflow as tf
 
-from apps.sequence_modeling.data import csv_rows
+from training.datasets import csv_rows
 from training.errors import DataError
 from training.folder_data import SPLITS, hash_split, list_labelled_files, skipped_report
 
