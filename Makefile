@@ -112,7 +112,7 @@ serve: setup $(SERVING_INSTALLED)
 		$(PY) -m training serve $(SERVE_FLAGS); \
 	fi
 
-new-app: setup
+new-app: $(INSTALLED)
 	@test -n "$(NAME)" || { echo "usage: make new-app NAME=my_task"; exit 2; }
 	$(PY) -m training new-app $(NAME)
 

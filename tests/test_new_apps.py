@@ -45,10 +45,36 @@ def test_scaffold_round_trip_in_a_copy_of_the_project(tmp_path):
                             env=_env_with_path(site), capture_output=True, text=True, timeout=300)
     assert "my_task " in listed.stdout, listed.stderr[-2000:]
     # The generated test: train one epoch -> export -> reload the SavedModel.
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             str(project / "tests" / "test_my_task.py")], cwd=tmp_path,
-                            env=_env_with_path(site), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout[-3000:]
+    def generated_test():
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 str(project / "tests" / "test_my_task.py")], cwd=tmp_path,
+                                env=_env_with_path(site), capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout[-3000:]
+
+    generated_test()
+    # Pointed at a CSV of other feature and class counts (named classes), the same test passes.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5))
+    species = np.array(["setosa", "versicolor", "virginica"])[np.argmax(x[:, :3], axis=1)]
+    (tmp_path / "flowers.csv").write_text("a,b,c,d,e,species\n" + "".join(
+        ",".join(f"{v:.3f}" for v in row) + f",{name}\n" for row, name in zip(x, species)))
+    config = project / "configs" / "my_task.yaml"
+    config.write_text(config.read_text() + f"  path: {tmp_path / 'flowers.csv'}\n"
+                      "  label_column: species\n")
+    generated_test()
+    trained = subprocess.run([sys.executable, "-m", "training", "train", "--config", str(config),
+                              "--set", "epochs=1", "--set", "runtime.verbose=0", "--set",
+                              "export.enabled=false", "--set", f"run_dir={tmp_path / 'run'}"],
+                             cwd=tmp_path, env=_env_with_path(site), capture_output=True, text=True,
+                             timeout=600)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["class_names"] == ["setosa", "versicolor", "virginica"]
+    assert metrics["params"] == (5 * 2 + 1) + (5 * 32 + 32) + (32 * 3 + 3)  # normalize, dense, head
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--config", str(REPO / "pyproject.toml"),
+                           str(project / "apps" / "my_task.py"), str(project / "tests")],
+                          capture_output=True, text=True, timeout=120)
+    assert lint.returncode == 0, lint.stdout[-3000:]
     with pytest.raises(ConfigError, match="Not overwriting"):
         new_app("my_task", project)
 

@@ -20,14 +20,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.app import App, ServingSignature
+from training.app import App, classification_signature
 from training.config import Config, DataConfig, ModelConfig, option
-from training.datasets import split_range
+from training.datasets import csv_rows, numeric_column, split_range
 
 
 @dataclass
 class {cls}DataConfig(DataConfig):
-    name: str = option("generated", "TODO: your data set (a TFDS name, or read data.dir)")
+    name: str = option("generated", "TODO: what the data is (shown in the run's config)")
+    path: str = option("", "CSV with a header row: numeric feature columns and a label column; "
+                       "empty: generated examples")
+    label_column: str = option("label", "the CSV column of class labels (numbers or names)")
     num_examples: int = option(2000, "generated examples (train + validation + test)", ge=10)
     test_split: float = option(0.2, "fraction of the examples held out for the test", ge=0, lt=1)
 
@@ -46,37 +49,64 @@ class {cls}Config(Config):
     model: {cls}ModelConfig = field(default_factory={cls}ModelConfig)
 
 
+def _by_value(label):
+    """Sort key: labels that are numbers in numeric order, names alphabetically."""
+    try:
+        return (0, float(label), "")
+    except ValueError:
+        return (1, 0.0, label)
+
+
 class {cls}(App):
     name = "{name}"
     description = "TODO: one line for `python -m training list`."
     config_class = {cls}Config
 
-    NUM_FEATURES = 8
-    CLASS_NAMES = ["negative", "positive"]
+    def __init__(self, config):
+        super().__init__(config)
+        self.features, self.labels, self.classes = self.read_examples()
+        self.order = np.random.default_rng(config.seed).permutation(len(self.labels))
+
+    def read_examples(self):
+        """(float32 features [examples, columns], int64 class ids, class names): the CSV at
+        data.path, or generated examples whose labels are a linear rule of the features."""
+        d = self.config.data
+        if d.path:
+            rows = csv_rows(d.path, {{"label_column": d.label_column}})
+            columns = [c for c in (rows[0][1] if rows else []) if c != d.label_column]
+            features = np.stack([numeric_column(d.path, c, rows) for c in columns], axis=1)
+            labels = [row[d.label_column].strip() for _, row in rows]
+            classes = sorted(set(labels), key=_by_value)
+            index = {{label: i for i, label in enumerate(classes)}}
+            return features, np.array([index[label] for label in labels], np.int64), classes
+        rng = np.random.default_rng(self.config.seed)
+        features = rng.normal(size=(d.num_examples, 8)).astype("float32")
+        labels = (features @ rng.normal(size=8) > 0).astype("int64")
+        return features, labels, ["negative", "positive"]
+
+    def rows(self, split):
+        """Indices of `split`'s examples in a seeded random order, capped by data.limit."""
+        d = self.config.data
+        start, stop = split_range(split, len(self.order), d.validation_split, d.test_split, d.limit)
+        return self.order[start:stop]
 
     def build_data(self, split):
-        """Unbatched (features, label) examples of `split`, or None; see training/app.py.
-
-        Generated stand-in: labels are a fixed linear rule of the features, so
-        the model can learn it. Replace with your data; honour data.limit.
-        """
-        d = self.config.data
-        rng = np.random.default_rng(self.config.seed)
-        x = rng.normal(size=(d.num_examples, self.NUM_FEATURES)).astype("float32")
-        y = (x @ rng.normal(size=self.NUM_FEATURES) > 0).astype("int64")
-        start, stop = split_range(split, len(x), d.validation_split, d.test_split, d.limit)
-        if stop <= start:
+        """Unbatched (features, label) examples of `split`, or None; see training/app.py."""
+        rows = self.rows(split)
+        if len(rows) == 0:
             return None
-        return tf.data.Dataset.from_tensor_slices((x[start:stop], y[start:stop]))
+        return tf.data.Dataset.from_tensor_slices((self.features[rows], self.labels[rows]))
 
     def pretrain(self, run_dir, compile_options):
         """Optional unsupervised stage before build_model (see apps/unsupervised_pretraining/app.py)."""
 
     def build_model(self):
         """An uncompiled keras.Model with named inputs; called inside strategy.scope()."""
-        inputs = keras.Input((self.NUM_FEATURES,), name="features")
-        x = keras.layers.Dense(self.config.model.hidden_units, activation="relu")(inputs)
-        outputs = keras.layers.Dense(len(self.CLASS_NAMES), activation="softmax",
+        normalize = keras.layers.Normalization(name="normalize")  # serving takes raw features
+        normalize.adapt(self.features[self.rows("train")])
+        inputs = keras.Input((self.features.shape[1],), name="features")
+        x = keras.layers.Dense(self.config.model.hidden_units, activation="relu")(normalize(inputs))
+        outputs = keras.layers.Dense(len(self.classes), activation="softmax",
                                      name="probabilities")(x)
         return keras.Model(inputs, outputs)
 
@@ -87,25 +117,20 @@ class {cls}(App):
 
     def class_names(self):
         """Label names (enables the confusion matrix); return None for non-classification."""
-        return self.CLASS_NAMES
+        return self.classes
 
     def serving_signature(self, model):
-        """Raw inputs TF Serving receives and the named outputs it returns."""
-        spec = tf.TensorSpec((None, self.NUM_FEATURES), tf.float32, name="features")
-
-        def serve(features):
-            probabilities = model(features, training=False)
-            return {{"probabilities": probabilities,
-                    "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}}
-
-        return ServingSignature([spec], serve)
+        """Raw features in; probabilities, class_id and class_name out."""
+        spec = tf.TensorSpec((None, self.features.shape[1]), tf.float32, name="features")
+        return classification_signature(model, spec, self.classes)
 
     def callbacks(self, run_dir):
         """Extra Keras callbacks; the pipeline already checkpoints, logs and resumes."""
         return []
 
     def report(self, model, test_data, run_dir):
-        """Write extra figures to run_dir; return extra metrics for metrics.json."""
+        """Extra figures in run_dir, extra metrics for metrics.json; test_data is batched (or
+        None when there is no test split)."""
         return {{}}
 '''
 
@@ -115,9 +140,14 @@ epochs: 5
 batch_size: 64
 data:
   validation_split: 0.1
+  # path: data/my_table.csv      # numeric feature columns and a label column
+  # label_column: label
 """
 
-TEST_TEMPLATE = '''"""{title}: the scaffold trains, exports and reloads before any edit."""
+TEST_TEMPLATE = '''"""{title}: configs/{name}.yaml trains, exports and serves, on generated data or
+the CSV it names: the checks read the feature and class counts from the run."""
+
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -125,16 +155,21 @@ import tensorflow as tf
 from training.config import load_config
 from training.run import train
 
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "{name}.yaml"
 
-def test_{name}_trains_exports_and_reloads(tmp_path):
-    config = load_config("{name}", None, [
+
+def test_{name}_trains_exports_and_serves(tmp_path):
+    config = load_config(None, CONFIG, [
         "epochs=1", "runtime.verbose=0", "callbacks.tensorboard=false",
         f"run_dir={{tmp_path / 'run'}}", f"export.dir={{tmp_path / 'export'}}"])
     metrics = train(config)
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    classes = metrics["class_names"]
     serve = tf.saved_model.load(metrics["export"]).signatures["serving_default"]
-    out = serve(features=tf.constant(np.zeros((3, 8), np.float32)))
-    assert out["probabilities"].shape == (3, 2) and out["class_id"].shape == (3,)
+    columns = serve.structured_input_signature[1]["features"].shape[1]
+    out = serve(features=tf.constant(np.zeros((3, columns), np.float32)))
+    assert out["probabilities"].shape == (3, len(classes))
+    assert {{name.decode() for name in out["class_name"].numpy()}} <= set(classes)
 '''
 
 
