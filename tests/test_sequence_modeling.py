@@ -59,8 +59,15 @@ def test_text_classification_serves_raw_strings_and_masks_padding(tmp_path):
 def test_language_model_on_a_local_text_file_generates(tmp_path):
     metrics = train(seq_config(tmp_path, "task=language_model", f"data.path={LICENSE}",
                                "data.sequence_length=40"))
-    assert metrics["test_perplexity"] == pytest.approx(np.exp(metrics["test"]["loss"]), rel=1e-4)
-    assert metrics["test_perplexity"] > 1.0
+    assert metrics["test"]["perplexity"] == pytest.approx(np.exp(metrics["test"]["loss"]), rel=1e-4)
+    assert metrics["test"]["perplexity"] > 1.0 and "pretrain_seconds" not in metrics
+    with open(os.path.join(metrics["run_dir"], "history.csv")) as f:
+        history = list(csv.DictReader(f))
+    assert {"perplexity", "val_perplexity"} <= set(history[0])  # in the curves, next to the loss
+    assert float(history[0]["val_perplexity"]) == pytest.approx(np.exp(float(history[0]["val_loss"])),
+                                                                rel=1e-3)
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "fashion_mnist" not in saved  # the data set the run read: the file at data.path
     out = serving(metrics)(text=tf.constant(["The GNU General Public Licen", "Th"]))
     assert out["next_char_probabilities"].shape[0] == 2
     np.testing.assert_allclose(np.sum(out["next_char_probabilities"], axis=-1), 1.0, atol=1e-4)
@@ -76,13 +83,15 @@ def test_language_model_on_a_local_text_file_generates(tmp_path):
         capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("The ") and len(result.stdout.rstrip("\n")) >= 34, result.stdout
+    progress = [line for line in result.stderr.splitlines() if line.startswith("generating: ")]
+    assert progress[-1] == "generating: 30/30 characters" and len(progress) == 4  # a line a quarter
 
 
 def test_language_model_on_a_tfds_text_set(tmp_path):
     with tfds.testing.mock_data(num_examples=40):
         metrics = train(seq_config(tmp_path, "task=language_model", "data.name=tiny_shakespeare",
                                    "data.sequence_length=10", "export.enabled=false"))
-    assert np.isfinite(metrics["test_perplexity"])
+    assert np.isfinite(metrics["test"]["perplexity"])
 
 
 def test_generation_follows_the_temperature(tmp_path):

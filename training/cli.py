@@ -205,6 +205,36 @@ def print_search(summary):
     print(f"Train it: {PROG} train --config {summary['best_config']}")
 
 
+def generation_progress(done, total):
+    """`generate`'s progress on stderr (the text goes to stdout): redrawn on a terminal, a line
+    per quarter in a log."""
+    if sys.stderr.isatty():
+        print(f"\rgenerating: {done}/{total} characters", end="\n" if done == total else "",
+              file=sys.stderr, flush=True)
+    elif done * 4 // total != (done - 1) * 4 // total:
+        print(f"generating: {done}/{total} characters", file=sys.stderr, flush=True)
+
+
+def print_results(metrics):
+    """The end of `train`: each test metric (the task's headline among them: accuracy,
+    perplexity, MAE), the app's own scalar figures, the example counts and where things are."""
+    from training.run import report_scalars
+
+    test = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
+    if test:
+        print(f"\nTest on {metrics['test_examples']:,} examples: {test}")
+    extra = report_scalars(metrics)
+    if extra:
+        print("Reported: " + ", ".join(f"{k} {v:.4g}" for k, v in extra.items()))
+    validated = (f", validated on {metrics['validation_examples']:,}"
+                 if metrics["validation_examples"] else ", no validation split")
+    print(f"Trained on {metrics['train_examples']:,} examples{validated}; "
+          f"{metrics['epochs_completed']} epoch(s) in {metrics['train_seconds']:.0f} s")
+    print(f"Run directory: {metrics['run_dir']}")
+    if "export" in metrics:
+        print(f"Exported SavedModel: {metrics['export']}")
+
+
 def _serving_module(name):
     """serving.`name`, or a CommandError naming the extra to install."""
     import importlib
@@ -235,12 +265,7 @@ def run(args):
             return 0
         from training import run as pipeline  # imports TensorFlow
 
-        metrics = pipeline.train(config)
-        test = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
-        print(f"\nTest: {test}")
-        print(f"Run directory: {metrics['run_dir']}")
-        if "export" in metrics:
-            print(f"Exported SavedModel: {metrics['export']}")
+        print_results(pipeline.train(config))
     elif args.command == "tune":
         config = config_lib.load_config(args.app, args.config, args.set)
         from training.tuning import tune  # imports TensorFlow
@@ -263,7 +288,8 @@ def run(args):
         if not hasattr(app, "generate"):
             raise ConfigError(f"App {app.name} does not generate text; train "
                                          "sequence_modeling with --set task=language_model")
-        print(app.generate(model, args.prompt, args.length, args.temperature, args.seed))
+        print(app.generate(model, args.prompt, args.length, args.temperature, args.seed,
+                           progress=generation_progress))
     elif args.command == "serve":
         server = _serving_module("server")
         try:

@@ -16,6 +16,7 @@ error format for the same interface.
 
 import copy
 import dataclasses
+import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
@@ -133,7 +134,15 @@ class RuntimeConfig:
     jit_compile: bool = option(False, "compile the train step with XLA")
     steps_per_execution: int = option(16, "train steps per call into the graph", ge=1)
     logical_cpus: int = option(0, "split the CPU into N logical devices (mirrored on CPU)", ge=0)
-    verbose: int = option(1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch", ge=0, le=2)
+    verbose: int = option(1, "Keras progress: 0 silent, 1 bar (one line per epoch when output "
+                          "is not a terminal), 2 one line per epoch", ge=0, le=2)
+
+    def keras_verbose(self):
+        """`verbose` for Keras' fit: a bar redrawn in a log file is ANSI codes and every epoch
+        twice, so without a terminal 1 means one line per epoch."""
+        if self.verbose == 1 and not sys.stdout.isatty():
+            return 2
+        return self.verbose
 
 
 @dataclass

@@ -21,7 +21,8 @@ def training_curves(history, path):
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, len(epochs) + 0.5)  # whole epochs, a lone one in the middle
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -13,6 +13,7 @@ import tensorflow as tf
 from serving.layout import model_name_problem
 from training import artifacts, fine_tuning, input_pipeline, litert, plots
 from training import run_dir as run_dirs
+from training.app import App
 from training.callbacks import (
     load_weights_without_optimizer,
     monitored,
@@ -175,6 +176,20 @@ def export_model(app, model, config, name=None):
                               app.extra_signatures(model), warmup_features(app))
 
 
+# metrics.json's keys that the pipeline writes; the others are the app's report's.
+PIPELINE_KEYS = frozenset({
+    "app", "test", "epochs_completed", "train_seconds", "pretrain_seconds",
+    "train_examples_per_sec", "train_examples", "validation_examples", "test_examples",
+    "global_batch_size", "replicas", "strategy", "params", "class_names", "confusion_matrix",
+    "export", "run_dir"})
+
+
+def report_scalars(metrics):
+    """The numbers among metrics.json's entries that the app's report() added."""
+    return {k: v for k, v in metrics.items() if k not in PIPELINE_KEYS
+            and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def train(config):
     """Train, evaluate and export one app as configured; returns metrics.json's content."""
     keras.utils.set_random_seed(config.seed)
@@ -206,13 +221,13 @@ def _train(config, strategy, claimed):
     if train_ds is None:
         raise ConfigError("The training split is empty; raise data.limit or lower "
                           "data.validation_split")
-    val_ds, _ = input_pipeline.make_dataset(app, "validation", config, strategy)
+    val_ds, val_examples = input_pipeline.make_dataset(app, "validation", config, strategy)
     if val_ds is None and config.data.validation_split > 0:
         print(f"warning: the validation split is empty (data.validation_split="
               f"{config.data.validation_split:g}): history has no val_* metrics and the best "
               "checkpoint is chosen by training loss; raise data.validation_split or data.limit",
               flush=True)
-    test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
+    test_ds, test_examples = input_pipeline.make_dataset(app, "test", config, strategy)
     steps = input_pipeline.batches_per_epoch(examples, config, strategy)
 
     options = compile_options(config, strategy, steps)
@@ -249,7 +264,7 @@ def _train(config, strategy, claimed):
         start = time.perf_counter()
         fitted = model.fit(train_ds, validation_data=val_ds, initial_epoch=start_epoch,
                            epochs=phase.end, steps_per_epoch=steps, callbacks=callbacks,
-                           verbose=config.runtime.verbose,
+                           verbose=config.runtime.keras_verbose(),
                            shuffle=False)  # the input pipeline shuffles, seeded per epoch
         train_seconds += time.perf_counter() - start
         for key, values in fitted.history.items():
@@ -278,14 +293,17 @@ def _train(config, strategy, claimed):
         "test": {k: float(v) for k, v in test.items()},
         "epochs_completed": first_epoch + len(epoch_seconds),
         "train_seconds": train_seconds,
-        "pretrain_seconds": pretrain_seconds,
         "train_examples_per_sec": steady_examples_per_sec(epoch_seconds, examples),
         "train_examples": examples,
+        "validation_examples": val_examples,
+        "test_examples": test_examples,
         "global_batch_size": input_pipeline.global_batch_size(config, strategy),
         "replicas": strategy.num_replicas_in_sync,
         "strategy": type(strategy).__name__,
         "params": model.count_params(),
     }
+    if type(app).pretrain is not App.pretrain:  # the app has an unsupervised stage
+        metrics["pretrain_seconds"] = pretrain_seconds
     metrics.update(write_report(app, model, history, test_ds, run_dir))
     if config.export.enabled:
         metrics["export"] = str(export_model(app, model, config))
@@ -316,18 +334,20 @@ def load_run(run_dir, overrides=()):
 
 def evaluate(run_dir, overrides=(), artifact=None):
     """Test metrics of a finished run's saved model, or of `artifact` exported from it (a
-    SavedModel version dir or a .tflite file), scored by the run's loss and metrics."""
+    SavedModel version dir or a .tflite file), scored by the run's loss and metrics, with
+    `examples`: how many test examples were scored."""
     config, app, model = load_run(run_dir, overrides)
     loaded = None
     if artifact is not None:
         loaded = artifacts.open_artifact(artifact)
         artifacts.check_fits(loaded, model, config.app)
     strategy = tf.distribute.get_strategy()
-    test_ds, _ = input_pipeline.make_dataset(app, "test", config, strategy)
+    test_ds, examples = input_pipeline.make_dataset(app, "test", config, strategy)
     if test_ds is None:
         raise ConfigError(f"App {config.app} has no test split to evaluate")
     if loaded is None:
-        return {k: float(v) for k, v in model.evaluate(test_ds, return_dict=True, verbose=0).items()}
+        scores = model.evaluate(test_ds, return_dict=True, verbose=0)
+        return {**{k: float(v) for k, v in scores.items()}, "examples": examples}
     if isinstance(loaded, artifacts.LiteRTModel):
         output = loaded.output_names[0]  # the model's own output, as Keras exported it
     else:
@@ -335,7 +355,7 @@ def evaluate(run_dir, overrides=(), artifact=None):
         if output is None or output not in loaded.fn.structured_outputs:
             raise ConfigError(f"{artifact}'s serving_default has no output that {config.app} "
                               "scores against its labels; evaluate the run itself (no --artifact)")
-    return artifacts.score(loaded, output, test_ds, app.compile_args())
+    return {**artifacts.score(loaded, output, test_ds, app.compile_args()), "examples": examples}
 
 
 EXPORT_FORMATS = ("saved_model", "litert")

@@ -12,7 +12,6 @@
   test MAE next to the naive last-value baseline's.
 """
 
-import math
 from dataclasses import dataclass, field
 from typing import List, Literal, Optional
 
@@ -23,7 +22,7 @@ import tensorflow as tf
 from apps.image_classification.data import IDX_DIRS, ImageSource, is_folder_of_classes
 from apps.sequence_modeling import data as sequence_data
 from apps.sequence_modeling import texts
-from apps.sequence_modeling.model import char_codes, recurrent_stack, sample_next
+from apps.sequence_modeling.model import Perplexity, char_codes, recurrent_stack, sample_next
 from layers import UnicodeCodepoints
 from training.app import App, ServingSignature, classification_signature
 from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
@@ -36,7 +35,8 @@ Cell = Literal["simple_rnn", "gru", "lstm"]
 
 @dataclass
 class SequenceDataConfig(DataConfig):
-    name: str = option("fashion_mnist", "image set (read row by row) or TFDS text set")
+    name: str = option("", "classification: an image set read row by row (default: fashion_mnist) "
+                       "or a TFDS text set; language_model: a TFDS text set, unless data.path")
     path: str = option("", "local text file (language_model), or CSV file (forecasting; "
                        "classification: labelled texts)")
     column: str = option("", "the CSV column to forecast")
@@ -83,6 +83,8 @@ class SequenceModeling(App):
         self.own_texts = config.task == "classification" and bool(
             d.path or (d.dir and is_folder_of_classes(d)))
         self._texts = None
+        if config.task == "classification" and not self.own_texts and not d.name:
+            d.name = "fashion_mnist"  # config.yaml records the data set the run read
         if config.task == "classification" and not self.own_texts and self._is_image_set(d.name):
             self.images = ImageSource(d.name, d.dir, d.validation_split, d.limit, d.download)
         if config.task == "forecasting" and not (d.path and d.column):
@@ -216,8 +218,11 @@ class SequenceModeling(App):
         if self.config.task == "forecasting":
             return {"optimizer": "adam", "loss": keras.losses.Huber(),
                     "metrics": [keras.metrics.MeanAbsoluteError(name="mae")]}
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if self.config.task == "language_model":
+            metrics.append(Perplexity())
         return {"optimizer": "adam", "loss": keras.losses.SparseCategoricalCrossentropy(),
-                "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+                "metrics": metrics}
 
     def class_names(self):
         if self.config.task != "classification":
@@ -257,12 +262,7 @@ class SequenceModeling(App):
 
     # -- reports and generation ---------------------------------------------
     def report(self, model, test_data, run_dir):
-        if test_data is None:
-            return {}
-        if self.config.task == "language_model":
-            loss = model.evaluate(test_data, return_dict=True, verbose=0)["loss"]
-            return {"test_perplexity": float(math.exp(loss))}
-        if self.config.task == "forecasting":
+        if test_data is not None and self.config.task == "forecasting":
             d = self.config.data
             test = self._series_split("test")
             naive = float(np.mean(np.abs(test[d.sequence_length:] - test[d.sequence_length - 1:-1])))
@@ -271,8 +271,9 @@ class SequenceModeling(App):
                     "mae_vs_naive": float(mae) / naive if naive else float("nan")}
         return {}
 
-    def generate(self, model, prompt="", length=200, temperature=1.0, seed=None):
-        """`prompt` followed by `length` sampled characters (language_model runs)."""
+    def generate(self, model, prompt="", length=200, temperature=1.0, seed=None, progress=None):
+        """`prompt` followed by `length` sampled characters (language_model runs); `progress`,
+        if given, is called with (characters done, length) after each one."""
         if self.config.task != "language_model":
             raise ConfigError(f"generate needs a language_model run; this run's task is "
                               f"{self.config.task}")
@@ -280,9 +281,12 @@ class SequenceModeling(App):
         rng = np.random.default_rng(seed)
         text = prompt or chr(codes[2])  # 0: padding, 1: unknown
         window = self.config.data.sequence_length
-        for _ in range(length):
-            context = text[-window:]
-            p = np.array(model(tf.constant([context]), training=False)[0, len(context) - 1])
+        # One graph for every context: the input is always one string, whatever its length.
+        predict = tf.function(lambda context: model(context, training=False)[0, -1])
+        for done in range(1, length + 1):
+            p = np.array(predict(tf.constant([text[-window:]])))
             p[:2] = 0  # never emit padding or the unknown token
             text += chr(codes[sample_next(p, temperature, rng)])
+            if progress is not None:
+                progress(done, length)
         return text

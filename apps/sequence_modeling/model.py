@@ -1,4 +1,5 @@
-"""The recurrent stack shared by the sequence tasks, and character sampling for generation."""
+"""The recurrent stack shared by the sequence tasks, the language model's perplexity, and
+character sampling for generation."""
 
 import keras
 import numpy as np
@@ -18,6 +19,23 @@ def recurrent_stack(x, cell, units, layers, bidirectional=False, dropout=0.0,
                           name=f"{cell}_{i + 1}")
         x = keras.layers.Bidirectional(rnn, name=f"bidirectional_{i + 1}")(x) if bidirectional else rnn(x)
     return x
+
+
+@keras.saving.register_keras_serializable(package="keras_app_templates")
+class Perplexity(keras.metrics.Mean):
+    """exp of the mean cross-entropy per predicted character: a language model's usual score,
+    in history.csv and the curves next to the loss. Written here because Keras has none (KerasHub
+    has one, but that package is not a dependency)."""
+
+    def __init__(self, name="perplexity", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        losses = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        return super().update_state(losses, sample_weight)
+
+    def result(self):
+        return keras.ops.exp(super().result())
 
 
 def char_codes(model):

@@ -138,7 +138,7 @@ class UnsupervisedPretraining(ImageClassification):
                     momentum=(p.momentum, p.final_momentum, p.momentum_switch_epoch),
                     weight_decay=p.weight_decay, sparsity_target=p.sparsity_target,
                     sparsity_cost=p.sparsity_cost, validation_data=val,
-                    log_dir=os.path.join(out, f"rbm_{i + 1}"), verbose=self.config.runtime.verbose,
+                    log_dir=os.path.join(out, f"rbm_{i + 1}"), verbose=self.config.runtime.keras_verbose(),
                     seed=self.config.seed + i, **compile_options)
                 keras.Sequential([keras.Input((rbm.kernel.shape[0],)), rbm]).save(path)
                 histories.append(rbm.history)
@@ -215,7 +215,7 @@ class UnsupervisedPretraining(ImageClassification):
                                                    restore_best_weights=True)]
         baseline.fit(train, validation_data=val, epochs=self.config.epochs, callbacks=keep_best,
                      shuffle=False,
-                     verbose=self.config.runtime.verbose)
+                     verbose=self.config.runtime.keras_verbose())
         random_init = baseline.evaluate(test_data, return_dict=True, verbose=0)
         pretrained = model.evaluate(test_data, return_dict=True, verbose=0)
         gain = 100 * (pretrained["accuracy"] - random_init["accuracy"])

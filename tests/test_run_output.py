@@ -1,0 +1,68 @@
+"""What a run prints and draws: each task's headline metric with the example counts, one line
+per epoch in a log, whole-epoch axes, and no figure an app did not measure."""
+
+import json
+
+import matplotlib
+import pytest
+
+from training import plots
+from training.run import PIPELINE_KEYS, report_scalars
+
+
+def test_a_one_epoch_curve_has_a_whole_epoch_axis(monkeypatch, tmp_path):
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    plots.training_curves({"loss": [0.5], "val_loss": [0.6], "perplexity": [1.7]}, tmp_path / "c.png")
+    for ax in figures[0].axes:
+        assert ax.get_xlim() == (0.5, 1.5)
+        assert [t for t in ax.get_xticks() if 0.5 <= t <= 1.5] == [1.0]
+    assert [ax.get_title() for ax in figures[0].axes] == ["loss", "perplexity"]
+    matplotlib.pyplot.close(figures[0])
+
+
+def test_train_in_a_log_prints_one_line_per_epoch_and_the_test_counts(cli, tmp_path):
+    rows = "\n".join(f"{i % 7},{i % 3},{2 * (i % 7) - i % 3}" for i in range(200))
+    (tmp_path / "t.csv").write_text("a,b,y\n" + rows + "\n")
+    result = cli("train", "--app", "tabular_regression", "--set", f"data.path={tmp_path / 't.csv'}",
+                 "--set", "data.target=y", "--set", "epochs=2", "--set", "export.enabled=false",
+                 "--set", "callbacks.tensorboard=false", "--set", f"run_dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-1500:]
+    out = result.stdout  # captured: not a terminal, so runtime.verbose=1 means a line per epoch
+    assert "\x1b[" not in out and "\r" not in out
+    epoch_lines = [line for line in out.splitlines() if " - loss: " in line]
+    assert len(epoch_lines) == 2, out
+    assert "Test on 40 examples: loss " in out and ", mae " in out
+    assert "Trained on 144 examples, validated on 16; 2 epoch(s) in " in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "pretrain_seconds" not in metrics  # the tabular app has no pretraining stage
+    assert (metrics["train_examples"], metrics["validation_examples"], metrics["test_examples"]) == (
+        144, 16, 40)
+    assert set(metrics) <= PIPELINE_KEYS and report_scalars(metrics) == {}
+
+    evaluated = cli("evaluate", "--run", str(tmp_path / "run"))
+    assert json.loads(evaluated.stdout)["examples"] == 40
+
+
+def test_forecasting_prints_its_ratio_to_the_naive_forecast(cli, tmp_path):
+    (tmp_path / "s.csv").write_text("t,load\n" + "\n".join(f"{i},{i % 12}" for i in range(400)))
+    result = cli("train", "--app", "sequence_modeling", "--set", "task=forecasting",
+                 "--set", f"data.path={tmp_path / 's.csv'}", "--set", "data.column=load",
+                 "--set", "data.sequence_length=24", "--set", "model.units=8", "--set", "epochs=1",
+                 "--set", "runtime.verbose=0", "--set", "export.enabled=false",
+                 "--set", f"run_dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-1500:]
+    reported = [line for line in result.stdout.splitlines() if line.startswith("Reported: ")]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert reported == ["Reported: " + ", ".join(f"{k} {v:.4g}" for k, v in report_scalars(metrics).items())]
+    assert "mae_vs_naive" in reported[0]
+    assert "data:\n  name: ''" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("verbose,tty,expected", [(1, False, 2), (1, True, 1), (0, False, 0),
+                                                  (2, True, 2)])
+def test_keras_progress_is_a_bar_only_on_a_terminal(monkeypatch, verbose, tty, expected):
+    from training.config import RuntimeConfig
+
+    monkeypatch.setattr("sys.stdout.isatty", lambda: tty)
+    assert RuntimeConfig(verbose=verbose).keras_verbose() == expected
