@@ -183,11 +183,31 @@ def test_tabular_regression_errors_name_the_fix(tmp_path):
         train(load_config("tabular_regression", None, ["data.path=/nonexistent.csv"]))
 
 
-def test_docs_quote_the_worked_example_exactly():
+def test_docs_quote_the_worked_examples_exactly():
     doc = (REPO / "docs" / "adding_a_task.md").read_text()
-    quoted = doc.split("```python\n", 1)[1].split("```", 1)[0]
-    source = (REPO / "apps" / "tabular_regression.py").read_text()
-    assert quoted == source
-    code_lines = [line for line in source.splitlines() if line.strip()
+    quoted = [block.split("```", 1)[0] for block in doc.split("```python\n")[1:]]
+    sources = [(REPO / "apps" / name).read_text()
+               for name in ("tabular_regression.py", "image_autoencoder.py")]
+    assert quoted == sources
+    code_lines = [line for line in sources[0].splitlines() if line.strip()
                   and not line.strip().startswith("#") and not line.startswith(("import ", "from "))]
     assert f"{len(code_lines)} lines of code" in doc and len(code_lines) < 60
+
+
+def test_image_autoencoder_serves_the_code_and_the_reconstruction(tmp_path):
+    metrics = train(load_config("image_autoencoder", None, [
+        "epochs=1", "data.limit=256", "batch_size=64", "model.code_size=16", "model.hidden_units=64",
+        "runtime.verbose=0", "callbacks.tensorboard=false", f"run_dir={tmp_path / 'run'}",
+        f"export.dir={tmp_path / 'export'}"]))
+    assert metrics["test_examples"] == 256 and np.isfinite(metrics["test"]["loss"])
+    assert "class_names" not in metrics  # unsupervised: no labels, no confusion matrix
+    assert (tmp_path / "run" / "reconstructions.png").stat().st_size > 0
+    _, app, model = load_run(metrics["run_dir"])
+    images = next(iter(app.build_data("test").batch(4)))[0]
+    target = next(iter(app.build_data("test").batch(4)))[1]
+    np.testing.assert_allclose(target, images.numpy() / 255, atol=1e-6)  # its own label
+    out = tf.saved_model.load(metrics["export"]).signatures["serving_default"](image=images)
+    assert out["code"].shape == (4, 16) and out["reconstruction"].shape == (4, 28, 28, 1)
+    np.testing.assert_allclose(out["reconstruction"], model(images), atol=1e-5)
+    scored = evaluate(metrics["run_dir"], artifact=metrics["export"])
+    assert scored["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-4)

@@ -1,4 +1,5 @@
-"""PNG figures of a run: training curves and the confusion matrix."""
+"""PNG figures of a run: training curves, the confusion matrix, image reconstructions and a
+search's trials."""
 
 import matplotlib
 
@@ -52,6 +53,21 @@ def confusion_matrix(matrix, class_names, path):
     ax.set_title(f"test accuracy {accuracy:.4f}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def reconstructions(inputs, outputs, image_shape, path, title="inputs (top) and reconstructions (bottom)"):
+    """Images (top row) above what a model rebuilt from them (bottom row): an RBM's mean-field
+    reconstructions, an autoencoder's outputs."""
+    n = len(inputs)
+    fig, axes = plt.subplots(2, n, figsize=(n, 2.2), squeeze=False)
+    for i in range(n):
+        for row, images in enumerate((inputs, outputs)):
+            axes[row][i].imshow(np.asarray(images[i]).reshape(image_shape), cmap="gray")
+            axes[row][i].axis("off")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 

@@ -20,6 +20,7 @@ import tensorflow as tf
 from apps.image_classification.app import ImageClassification, ImageDataConfig
 from apps.unsupervised_pretraining import plots
 from apps.unsupervised_pretraining.rbm_training import PCD_MAX_MOMENTUM, fit_rbm
+from training import plots as shared_plots
 from training.config import Config, ModelConfig, OptimizerConfig, option
 
 FEATURE_BATCH = 1024  # batch for computing a layer's features once, before caching
@@ -165,7 +166,9 @@ class UnsupervisedPretraining(ImageClassification):
         rebuilt = rbm.reconstruct(visible)
         if self.normalizer is not None:  # back to pixel scale for display
             rebuilt = rebuilt * tf.sqrt(self.normalizer.variance) + self.normalizer.mean
-        plots.reconstructions(images, rebuilt, shape, os.path.join(run_dir, "rbm_reconstructions.png"))
+        shared_plots.reconstructions(images, rebuilt, shape,
+                                     os.path.join(run_dir, "rbm_reconstructions.png"),
+                                     "inputs (top) and RBM reconstructions (bottom)")
 
     # -- the fine-tuned classifier ---------------------------------------------
     def build_model(self):

@@ -1,4 +1,5 @@
-"""PNG figures of RBM pretraining: filters, reconstructions, per-layer learning curves."""
+"""PNG figures of RBM pretraining: filters and per-layer learning curves (reconstructions are
+training/plots.py's, shared with any task that rebuilds its inputs)."""
 
 import math
 
@@ -22,19 +23,6 @@ def filters_grid(kernel, image_shape, path, max_filters=100):
             limit = np.abs(w).max() or 1.0
             ax.imshow(w, cmap="seismic", vmin=-limit, vmax=limit)
     fig.suptitle("first-layer RBM filters (red +, blue -)")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
-def reconstructions(inputs, outputs, image_shape, path):
-    """Inputs (top row) above their mean-field reconstructions (bottom row)."""
-    n = len(inputs)
-    fig, axes = plt.subplots(2, n, figsize=(n, 2.2), squeeze=False)
-    for i in range(n):
-        for row, images in enumerate((inputs, outputs)):
-            axes[row][i].imshow(np.asarray(images[i]).reshape(image_shape), cmap="gray")
-            axes[row][i].axis("off")
-    fig.suptitle("inputs (top) and RBM reconstructions (bottom)")
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
