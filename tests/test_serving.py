@@ -228,8 +228,8 @@ def test_failed_export_leaves_nothing_behind(tmp_path):
         raise RuntimeError("boom while tracing")
 
     with pytest.raises(RuntimeError, match="boom"):
-        export_saved_model(model, ServingSignature([tf.TensorSpec([None, 2], tf.float32, name="x")],
-                                                   broken), tmp_path, "m")
+        export_saved_model(model, {"serving_default": ServingSignature(
+            [tf.TensorSpec([None, 2], tf.float32, name="x")], broken)}, tmp_path, "m")
     assert versions(tmp_path / "m") == [] and list((tmp_path / "m").iterdir()) == []
 
 
@@ -294,8 +294,8 @@ def test_export_is_readable_by_others_refuses_paths_and_cleans_up_after_a_killed
     from training.export import export_saved_model
 
     model = keras.Sequential([keras.Input((2,), name="x"), keras.layers.Dense(1)])
-    signature = ServingSignature([tf.TensorSpec([None, 2], tf.float32, name="x")],
-                                 lambda x: {"y": model(x)})
+    signature = {"serving_default": ServingSignature([tf.TensorSpec([None, 2], tf.float32, name="x")],
+                                                     lambda x: {"y": model(x)})}
     with pytest.raises(ExportError, match="must be a plain name"):
         export_saved_model(model, signature, tmp_path / "export", "..")
     assert not (tmp_path / "export").exists() or list((tmp_path / "export").iterdir()) == []

@@ -16,8 +16,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from serving.flags import add_flags as add_serving_flags  # noqa: E402
+from training import (
+    backend,  # noqa: E402
+    registry,  # noqa: E402
+)
 from training import config as config_lib  # noqa: E402
-from training import registry  # noqa: E402
 from training.errors import USER_ERRORS, CommandError, ConfigError, Preempted  # noqa: E402
 
 PROG = "kat" if Path(sys.argv[0]).name == "kat" else "python -m training"
@@ -260,6 +263,7 @@ def run(args):
             os.environ["TF_CONFIG"] = worker_tf_config(args.workers, args.task_index)
             overrides.append("strategy=multi_worker")
         config = config_lib.load_config(args.app, args.config, overrides)
+        backend.select(config)  # before anything imports Keras
         if args.print_config:
             print(config_lib.to_yaml(config), end="")
             return 0
@@ -268,6 +272,7 @@ def run(args):
         print_results(pipeline.train(config))
     elif args.command == "tune":
         config = config_lib.load_config(args.app, args.config, args.set)
+        backend.select(config)
         from training.tuning import tune  # imports TensorFlow
 
         print_search(tune(config, args.space, args.algorithm, args.max_trials,

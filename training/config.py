@@ -134,6 +134,8 @@ class RuntimeConfig:
     jit_compile: bool = option(False, "compile the train step with XLA")
     steps_per_execution: int = option(16, "train steps per call into the graph", ge=1)
     logical_cpus: int = option(0, "split the CPU into N logical devices (mirrored on CPU)", ge=0)
+    backend: Literal["auto", "tensorflow", "jax", "torch"] = option(
+        "auto", "Keras backend; auto: $KERAS_BACKEND, else tensorflow (training/backend.py)")
     verbose: int = option(1, "Keras progress: 0 silent, 1 bar (one line per epoch when output "
                           "is not a terminal), 2 one line per epoch", ge=0, le=2)
 

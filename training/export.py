@@ -85,20 +85,49 @@ def checked_name(name):
     return name
 
 
-def export_saved_model(model, signature, export_dir, name, extra_signatures=None,
-                       warmup_features=None):
-    """Write `model` with `signature` as `serving_default` (and `extra_signatures`, a dict
-    of them by name); return the version dir. With `warmup_features` (a batch of the app's
-    features), the version gets TF Serving's warm-up file of them (serving/warmup.py)."""
-    signatures = {"serving_default": signature, **(extra_signatures or {})}
-    with NextVersion(Path(export_dir) / checked_name(name)) as version:
-        archive = keras.export.ExportArchive()
+class ConvertedModel:
+    """A Keras model of another backend than TensorFlow, as a serving function sees it:
+    calling it runs its forward pass converted for TF by Keras' own export (jax2tf under JAX);
+    its other attributes (inputs, get_layer, ...) are the model's. The app's serving
+    function keeps its TF pre- and post-processing around that call."""
+
+    def __init__(self, model):
+        self._model = model
+        self._converter = keras.export.ExportArchive()  # holds the converted TF variables
+        self._converter.track(model)
+        specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype, name=t.name)
+                 for t in model.inputs]
+        self._call = self._converter.add_endpoint(
+            "call", lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False),
+            input_signature=specs)
+
+    def __call__(self, inputs, training=False):
+        return self._call(*inputs) if isinstance(inputs, (list, tuple)) else self._call(inputs)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+def export_saved_model(model, signatures, export_dir, name, warmup_features=None):
+    """Write `model` with `signatures` (a dict of ServingSignatures by name, `serving_default`
+    among them, or a function of the served model that returns one) and return the version
+    dir. With `warmup_features` (a batch of the app's features), the version gets TF Serving's
+    warm-up file of them (serving/warmup.py). Under another backend than TensorFlow the served
+    model is a ConvertedModel, which is why `signatures` may be a function of it."""
+    archive = keras.export.ExportArchive()
+    if keras.backend.backend() == "tensorflow":
         archive.track(model)
+        served = model
+    else:  # the endpoints capture the converted variables, which write_out saves
+        served = ConvertedModel(model)
+    signatures = signatures(served) if callable(signatures) else signatures
+    with NextVersion(Path(export_dir) / checked_name(name)) as version:
         for endpoint, sig in signatures.items():
             fn = ServingOutputs(endpoint, sig.fn)
-            archive.add_endpoint(endpoint, tf.function(fn),
-                                 input_signature=sig.inputs).get_concrete_function()
-            fn.check()  # traced just now; write_out reuses that trace
+            function = tf.function(fn, input_signature=sig.inputs)
+            function.get_concrete_function()  # traced here: the check, then write_out saves it
+            fn.check()
+            archive.add_endpoint(endpoint, function)
         archive.write_out(str(version.tmp), verbose=False)
         if warmup_features is not None:
             requests = warmup_requests(signatures, warmup_features)

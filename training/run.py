@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from serving.layout import model_name_problem
-from training import artifacts, fine_tuning, input_pipeline, litert, plots
+from training import artifacts, backend, fine_tuning, input_pipeline, litert, plots
 from training import run_dir as run_dirs
 from training.app import App
 from training.callbacks import (
@@ -41,7 +41,8 @@ from training.strategy import make_strategy
 
 def _set_precision(config):
     if config.runtime.mixed_precision:
-        on_gpu = bool(tf.config.list_logical_devices("GPU"))
+        on_gpu = any("gpu" in d.lower() or "cuda" in d.lower()
+                     for d in keras.distribution.list_devices())
         keras.mixed_precision.set_global_policy("mixed_float16" if on_gpu else "mixed_bfloat16")
     else:
         keras.mixed_precision.set_global_policy("float32")
@@ -102,7 +103,10 @@ def compile_options(config, strategy, steps_per_epoch=None):
     spe = _steps_per_execution(config, strategy)
     if steps_per_epoch:
         spe = _dividing(spe, steps_per_epoch)
-    return {"steps_per_execution": spe, "jit_compile": config.runtime.jit_compile}
+    # JAX has no graph mode short of XLA: jit_compile=False would run every step op by op
+    # (the tabular app's steps took 16 ms under JAX that way, 0.6 ms compiled).
+    jit = config.runtime.jit_compile or keras.backend.backend() == "jax"
+    return {"steps_per_execution": spe, "jit_compile": jit}
 
 
 def compile_model(model, app, config, steps_per_epoch, options, phase=None):
@@ -172,15 +176,18 @@ def warmup_features(app):
 def export_model(app, model, config, name=None):
     """Export `model` for TF Serving, with warm-up requests; returns the version directory."""
     name = name or config.export.name or config.app
-    return export_saved_model(model, app.serving_signature(model), config.export.dir, name,
-                              app.extra_signatures(model), warmup_features(app))
+
+    def signatures(served):  # the model itself, or its TF conversion under another backend
+        return {"serving_default": app.serving_signature(served), **app.extra_signatures(served)}
+
+    return export_saved_model(model, signatures, config.export.dir, name, warmup_features(app))
 
 
 # metrics.json's keys that the pipeline writes; the others are the app's report's.
 PIPELINE_KEYS = frozenset({
     "app", "test", "epochs_completed", "train_seconds", "pretrain_seconds",
     "train_examples_per_sec", "train_examples", "validation_examples", "test_examples",
-    "global_batch_size", "replicas", "strategy", "params", "class_names", "confusion_matrix",
+    "global_batch_size", "replicas", "strategy", "backend", "params", "class_names", "confusion_matrix",
     "export", "run_dir"})
 
 
@@ -192,6 +199,7 @@ def report_scalars(metrics):
 
 def train(config):
     """Train, evaluate and export one app as configured; returns metrics.json's content."""
+    backend.select(config)  # Keras is loaded: this checks it is the configured backend
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy, config.runtime.logical_cpus)
     _set_precision(config)
@@ -299,7 +307,8 @@ def _train(config, strategy, claimed):
         "test_examples": test_examples,
         "global_batch_size": input_pipeline.global_batch_size(config, strategy),
         "replicas": strategy.num_replicas_in_sync,
-        "strategy": type(strategy).__name__,
+        "strategy": getattr(strategy, "name", type(strategy).__name__),
+        "backend": keras.backend.backend(),
         "params": model.count_params(),
     }
     if type(app).pretrain is not App.pretrain:  # the app has an unsupervised stage

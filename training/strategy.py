@@ -1,9 +1,12 @@
 """Choose a tf.distribute strategy from the config's `strategy` and `runtime` keys."""
 
+import contextlib
 import json
 import os
+import types
 import typing
 
+import keras
 import tensorflow as tf
 
 from training.config import Strategy
@@ -53,15 +56,48 @@ def worker_tf_config(workers, task_index):
     return json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": task_index}})
 
 
+class KerasDataParallel:
+    """What the pipeline asks of a tf.distribute strategy (replicas, scope, which worker
+    writes), for a backend other than TensorFlow: Keras' own keras.distribution.DataParallel
+    over the local devices, which splits each global batch between them; one device, no
+    distribution."""
+
+    def __init__(self, devices):
+        self.num_replicas_in_sync = len(devices)
+        self.extended = types.SimpleNamespace(should_checkpoint=True)  # one process writes
+        self.name = "DataParallel" if len(devices) > 1 else "OneDevice"
+        distribution = keras.distribution.DataParallel(devices=devices) if len(devices) > 1 else None
+        keras.distribution.set_distribution(distribution)
+
+    def scope(self):
+        return contextlib.nullcontext()  # variables are laid out by the distribution
+
+
+def _keras_distribution(name, backend):
+    if name in ("multi_worker", "tpu"):
+        raise ConfigError(f"strategy={name} is tf.distribute's, for the tensorflow backend; under "
+                          f"{backend} use strategy=auto or mirrored (keras.distribution.DataParallel "
+                          "over this machine's devices)")
+    devices = keras.distribution.list_devices()
+    accelerators = [d for d in devices if not d.lower().startswith("cpu")]
+    devices = accelerators or devices
+    if name == "mirrored" and len(devices) < 2:
+        raise ConfigError(f"strategy=mirrored found one {backend} device; it needs several GPUs, or "
+                          "XLA_FLAGS=--xla_force_host_platform_device_count=2 for two CPU devices")
+    return KerasDataParallel(devices if name != "one_device" else devices[:1])
+
+
 def make_strategy(name="auto", logical_cpus=0):
     """Return the strategy named by the config.
 
     auto: a TPU if one resolves (TPU_NAME set, or on a TPU VM), else
     MirroredStrategy when there is more than one GPU (or logical CPU), else
-    one device.
+    one device. Other backends than TensorFlow: KerasDataParallel.
     """
     if name not in STRATEGIES:
         raise ConfigError(f"Unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
+    if keras.backend.backend() != "tensorflow":
+        return _keras_distribution(name, keras.backend.backend())
     if logical_cpus > 1:
         split_cpu(logical_cpus)
     if name == "tpu":

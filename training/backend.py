@@ -1,0 +1,50 @@
+"""The Keras backend a run trains on (`runtime.backend`): chosen before Keras is imported,
+since Keras reads KERAS_BACKEND once, at import. Pure Python: the command line calls `select`
+before it imports the pipeline.
+
+TensorFlow is the default and supports every strategy. JAX trains through the same pipeline
+(tf.data input, Keras callbacks, the `.keras` backups) and distributes with Keras' own
+`keras.distribution.DataParallel` over the local devices (training/strategy.py);
+tf.distribute's multi-worker and TPU strategies are TensorFlow's alone. The SavedModel export
+converts a JAX model call for TF (keras.export) and keeps the TF pre- and post-processing.
+"""
+
+import importlib.util
+import os
+import sys
+
+from training.errors import ConfigError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def resolve(name):
+    """The backend `runtime.backend=name` means: auto is $KERAS_BACKEND, else tensorflow."""
+    if name == "auto":
+        name = os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if name not in BACKENDS:
+        raise ConfigError(f"Keras backend {name!r} is not one of: {', '.join(BACKENDS)} "
+                          "(from runtime.backend or $KERAS_BACKEND)")
+    return name
+
+
+def select(config):
+    """Make `config.runtime.backend` the backend of this process and record the resolved name
+    in the config (config.yaml then says which one trained). Before Keras is imported it sets
+    KERAS_BACKEND; after, it checks that Keras loaded the same one."""
+    wanted = resolve(config.runtime.backend)
+    if importlib.util.find_spec(PACKAGES[wanted]) is None:
+        raise ConfigError(f"runtime.backend={wanted} needs the {PACKAGES[wanted]} package: "
+                          + ("pip install 'jax[cpu]' (the dev extra has it: pip install -e .[dev])"
+                             if wanted == "jax" else f"pip install {PACKAGES[wanted]}"))
+    if "keras" in sys.modules:
+        loaded = sys.modules["keras"].backend.backend()
+        if loaded != wanted:
+            raise ConfigError(f"runtime.backend={wanted}, but this process already loaded Keras "
+                              f"with {loaded}; start a new process (KERAS_BACKEND={wanted} or "
+                              f"--set runtime.backend={wanted})")
+    else:
+        os.environ["KERAS_BACKEND"] = wanted
+    config.runtime.backend = wanted
+    return wanted
