@@ -69,3 +69,35 @@ def test_asking_for_another_backend_once_keras_is_loaded_says_start_a_new_proces
     one_line_error(cli("train", "--app", "tabular_regression", "--set", "runtime.backend=jax"),
                    "runtime.backend=jax, but this process already loaded Keras with tensorflow",
                    "start a new process")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--app", "unsupervised_pretraining"], "RBM pretraining (its contrastive-divergence update "
+     "is a TF train_step) runs only under the tensorflow backend (this run: jax); use --set "
+     "runtime.backend=tensorflow, or --set model.pretrained=false"),
+    (["--app", "sequence_modeling", "--set", "task=language_model", "--set",
+      "data.path=/usr/share/common-licenses/GPL-3"], "A text task"),
+])
+def test_what_jax_cannot_run_yet_is_one_clear_error(args, message, tmp_path):
+    result = run_under("jax", "-m", "training", "train", *args, "--set", f"run_dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_export_jax_cannot_convert_says_export_under_tensorflow(tmp_path):
+    """The autoencoder's serving function builds a second Keras model (code and reconstruction),
+    which the converted call does not cover: the run's model.keras exports under TF."""
+    sets = ["data.limit=128", "epochs=1", "model.hidden_units=16", "runtime.verbose=0",
+            f"run_dir={tmp_path / 'run'}", f"export.dir={tmp_path / 'export'}"]
+    result = run_under("jax", "-m", "training", "train", "--app", "image_autoencoder",
+                       *[a for s in sets for a in ("--set", s)])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "export it under TensorFlow with `KERAS_BACKEND=tensorflow python -m training export " \
+           "--run RUN_DIR`" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "export" / "image_autoencoder").exists() or not any(
+        (tmp_path / "export" / "image_autoencoder").iterdir())
+    exported = run_under("tensorflow", "-m", "training", "export", "--run", str(tmp_path / "run"),
+                         "--export-dir", str(tmp_path / "export"))
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert exported.stdout.strip() == str(tmp_path / "export" / "image_autoencoder" / "1")

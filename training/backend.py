@@ -48,3 +48,13 @@ def select(config):
         os.environ["KERAS_BACKEND"] = wanted
     config.runtime.backend = wanted
     return wanted
+
+
+def require_tensorflow(what, fix):
+    """A ConfigError, before any data is read, when Keras runs another backend than the one
+    `what` needs."""
+    import keras
+
+    name = keras.backend.backend()
+    if name != "tensorflow":
+        raise ConfigError(f"{what} runs only under the tensorflow backend (this run: {name}); {fix}")

@@ -22,7 +22,7 @@ from serving.layout import model_name_problem, versions, write_models_config
 from serving.warmup import write_warmup
 from training.contract import ServingOutputs
 from training.datasets import input_list
-from training.errors import ExportError
+from training.errors import AppContractError, ExportError, described
 
 TMP_PREFIX = ".tmp-"
 
@@ -115,19 +115,31 @@ def export_saved_model(model, signatures, export_dir, name, warmup_features=None
     warm-up file of them (serving/warmup.py). Under another backend than TensorFlow the served
     model is a ConvertedModel, which is why `signatures` may be a function of it."""
     archive = keras.export.ExportArchive()
-    if keras.backend.backend() == "tensorflow":
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         archive.track(model)
-        served = model
-    else:  # the endpoints capture the converted variables, which write_out saves
-        served = ConvertedModel(model)
-    signatures = signatures(served) if callable(signatures) else signatures
     with NextVersion(Path(export_dir) / checked_name(name)) as version:
-        for endpoint, sig in signatures.items():
-            fn = ServingOutputs(endpoint, sig.fn)
-            function = tf.function(fn, input_signature=sig.inputs)
-            function.get_concrete_function()  # traced here: the check, then write_out saves it
-            fn.check()
-            archive.add_endpoint(endpoint, function)
+        try:
+            # Under another backend the endpoints capture the converted variables, which
+            # write_out saves.
+            served = model if backend == "tensorflow" else ConvertedModel(model)
+            signatures = signatures(served) if callable(signatures) else signatures
+            for endpoint, sig in signatures.items():
+                fn = ServingOutputs(endpoint, sig.fn)
+                function = tf.function(fn, input_signature=sig.inputs)
+                function.get_concrete_function()  # traced here: the check, then write_out saves it
+                fn.check()
+                archive.add_endpoint(endpoint, function)
+        except AppContractError:
+            raise
+        except Exception as e:
+            if backend == "tensorflow":
+                raise
+            raise ExportError(
+                f"The export under {backend} failed ({described(e)}), e.g. a serving function "
+                "that calls another Keras model than the app's. The run's model.keras does not "
+                "depend on the backend: export it under TensorFlow with `KERAS_BACKEND=tensorflow "
+                "python -m training export --run RUN_DIR`") from None
         archive.write_out(str(version.tmp), verbose=False)
         if warmup_features is not None:
             requests = warmup_requests(signatures, warmup_features)

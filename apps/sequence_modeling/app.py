@@ -25,6 +25,7 @@ from apps.sequence_modeling import texts
 from apps.sequence_modeling.model import Perplexity, char_codes, recurrent_stack, sample_next
 from layers import UnicodeCodepoints
 from training.app import App, ServingSignature, classification_signature
+from training.backend import require_tensorflow
 from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
 from training.datasets import split_range, tfds_info, tfds_labelled
 from training.errors import ConfigError
@@ -87,6 +88,9 @@ class SequenceModeling(App):
             d.name = "fashion_mnist"  # config.yaml records the data set the run read
         if config.task == "classification" and not self.own_texts and self._is_image_set(d.name):
             self.images = ImageSource(d.name, d.dir, d.validation_split, d.limit, d.download)
+        if config.task == "language_model" or (config.task == "classification" and self.images is None):
+            require_tensorflow("A text task (its string preprocessing lives in the model, so the "
+                               "export takes raw text)", "use --set runtime.backend=tensorflow")
         if config.task == "forecasting" and not (d.path and d.column):
             raise ConfigError("Forecasting needs data.path=FILE.csv and data.column=NAME")
         self.vectorizer = None

@@ -21,6 +21,7 @@ from apps.image_classification.app import ImageClassification, ImageDataConfig
 from apps.unsupervised_pretraining import plots
 from apps.unsupervised_pretraining.rbm_training import PCD_MAX_MOMENTUM, fit_rbm
 from training import plots as shared_plots
+from training.backend import require_tensorflow
 from training.config import Config, ModelConfig, OptimizerConfig, option
 
 FEATURE_BATCH = 1024  # batch for computing a layer's features once, before caching
@@ -88,6 +89,10 @@ class UnsupervisedPretraining(ImageClassification):
 
     def __init__(self, config):
         super().__init__(config)
+        if config.model.pretrained:
+            require_tensorflow("RBM pretraining (its contrastive-divergence update is a TF train_step)",
+                               "use --set runtime.backend=tensorflow, or --set model.pretrained=false "
+                               "for the same net from random weights")
         self.rbms = []
         self.normalizer = None
 
