@@ -22,16 +22,19 @@ TRAIN = [sys.executable, "-m", "training", "train", "--app", "sequence_modeling"
          # Two fits (training/fine_tuning.py): the SIGKILL lands after the first one's last
          # epoch, so the resume starts the second phase from the first one's backup.
          "--set", "model.freeze_backbone=true", "--set", "model.unfreeze_after_epochs=2"]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def env_for(backend="tensorflow"):
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": backend}
 
 
 def command(run_dir):
     return TRAIN + ["--set", f"run_dir={run_dir}"]
 
 
-def start_and_signal_after_epochs(run_dir, epochs, signum):
+def start_and_signal_after_epochs(run_dir, epochs, signum, backend="tensorflow"):
     """Start training, send `signum` once `epochs` epochs are backed up; return the process."""
-    proc = subprocess.Popen(command(run_dir), env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(command(run_dir), env=env_for(backend), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     metadata = Path(run_dir) / "backup" / "training_metadata.json"
     deadline = time.time() + 300
@@ -55,9 +58,18 @@ def final_state(run_dir):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("full") / "run"
-    subprocess.run(command(run_dir), env=ENV, cwd=ROOT, check=True, capture_output=True, timeout=600)
-    return final_state(run_dir)
+    """The final state of the same run without interruption, under a backend (run once each)."""
+    runs = {}
+
+    def get(backend="tensorflow"):
+        if backend not in runs:
+            run_dir = tmp_path_factory.mktemp(f"full-{backend}") / "run"
+            subprocess.run(command(run_dir), env=env_for(backend), cwd=ROOT, check=True,
+                           capture_output=True, timeout=600)
+            runs[backend] = final_state(run_dir)
+        return runs[backend]
+
+    return get
 
 
 def assert_same_run(resumed_dir, uninterrupted):
@@ -71,15 +83,17 @@ def assert_same_run(resumed_dir, uninterrupted):
     assert metrics["epochs_completed"] == 4  # the whole run's, not only the resumed part's
 
 
-def test_sigkill_mid_epoch_then_the_same_command_resumes_exactly(tmp_path, uninterrupted):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_sigkill_mid_epoch_then_the_same_command_resumes_exactly(tmp_path, uninterrupted, backend):
     run_dir = tmp_path / "run"
-    killed = start_and_signal_after_epochs(run_dir, 2, signal.SIGKILL)
+    killed = start_and_signal_after_epochs(run_dir, 2, signal.SIGKILL, backend)
     assert killed.returncode == -signal.SIGKILL
     assert not (run_dir / "metrics.json").exists()
-    resumed = subprocess.run(command(run_dir), env=ENV, cwd=ROOT, capture_output=True, text=True,
-                             timeout=600)
+    resumed = subprocess.run(command(run_dir), env=env_for(backend), cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert_same_run(run_dir, uninterrupted)
+    assert_same_run(run_dir, uninterrupted(backend))
+    assert json.loads((run_dir / "metrics.json").read_text())["backend"] == backend
 
 
 def test_sigterm_keeps_the_backup_and_says_how_to_resume(tmp_path, uninterrupted):
@@ -90,10 +104,10 @@ def test_sigterm_keeps_the_backup_and_says_how_to_resume(tmp_path, uninterrupted
     assert "preempted" in stderr and f"--set run_dir={run_dir}" in stderr
     assert "Traceback" not in stderr
     assert (run_dir / "backup" / "latest.weights.h5").exists()
-    resumed = subprocess.run(command(run_dir), env=ENV, cwd=ROOT, capture_output=True, text=True,
-                             timeout=600)
+    resumed = subprocess.run(command(run_dir), env=env_for(), cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert_same_run(run_dir, uninterrupted)
+    assert_same_run(run_dir, uninterrupted())
 
 
 def tiny_model():
