@@ -9,13 +9,14 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APP_CONFIG ?= configs/fashion_mnist_default.yaml
 ARGS ?=
 
-.PHONY: help setup data train-app train-multiworker test test-slow lint bench export serve new-app clean
+.PHONY: help setup data train-app train-multiworker test test-slow test-jax lint bench export serve new-app clean
 
 help:
 	@echo "make train-app   set up, then train, evaluate and export the default app ($(APP_CONFIG))"
 	@echo "make train-multiworker   the default app on 2 localhost workers (1 epoch)"
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
+	@echo "make test-jax    the layers' and models' Keras contract tests under the JAX backend"
 	@echo "make lint        ruff over the whole tree (pyproject.toml has its rules)"
 	@echo "make bench       every benchmark in benchmarks/ (about an hour) -> benchmarks/RESULTS.md"
 	@echo "make export RUN=runs/<app>/<stamp> [FORMAT=litert QUANTIZE=int8]   export a finished run"
@@ -72,6 +73,14 @@ test: setup $(SERVING_INSTALLED)
 
 test-slow: setup $(SERVING_INSTALLED)
 	$(PY) -m pytest -q -m slow $(ARGS)
+
+# The backend job: the layers and model builders under KERAS_BACKEND=jax (the apps' JAX runs,
+# train + export + serving contract, are in tests/test_backends.py of `make test`). The RBM's
+# and the fused BatchNorm's other tests check TF kernels and tf.GradientTape, TF's alone.
+JAX_TESTS := tests/test_layers.py tests/test_models.py tests/test_rbm.py::RBMLayerContractTest \
+	tests/test_batch_normalization.py::ContractTest
+test-jax: setup
+	KERAS_BACKEND=jax $(PY) -m pytest -q -n $(TEST_WORKERS) $(JAX_TESTS) $(ARGS)
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
