@@ -20,7 +20,7 @@ class RBM(keras.layers.Layer):
 
     `call(v)` = sigmoid(v.W + c), so trained RBMs stack into a feed-forward
     net (a DBN) and unroll into Dense layers (`as_dense`). The sampling
-    methods (`sample_h`, `sample_v`, `gibbs_step`) and `cd_statistics` feed
+    methods (`sample_h`, `sample_v`, `gibbs_step`) and `cd_objective` feed
     contrastive-divergence training, which `apps.unsupervised_pretraining.rbm_training.RBMTrainer`
     runs under `model.fit`.
 
@@ -137,7 +137,7 @@ class RBM(keras.layers.Layer):
         CD-k runs `cd_k` Gibbs steps from the data and returns the last
         visible mean (Hinton's guide, 3.2). PCD continues the persistent
         chains, which hold hidden states as in scikit-learn's BernoulliRBM,
-        and returns their visible samples; `cd_statistics` advances the
+        and returns their visible samples; `cd_objective` advances the
         chains' hidden states.
         """
         if self.persistent:
@@ -150,35 +150,24 @@ class RBM(keras.layers.Layer):
             _, h = self.sample_h(self.sample_v(h)[1])
         return ops.stop_gradient(self.mean_v(h))
 
-    def cd_statistics(self, v):
-        """(CD gradients, CD objective, P(h|v)) for one update on batch `v`.
-
-        The gradients (kernel, visible_bias, hidden_bias order) are those of
-        mean F(v) - mean F(v_model) with v_model held constant: the CD-k /
-        PCD update. They are written out rather than taken by autodiff
-        because the data and the model samples then share one matmul each
-        way, which halves the ops per step; a test checks them against
-        `keras`/TF autodiff of that objective.
-        """
+    def cd_objective(self, v):
+        """(CD objective, P(h|v)) for one update on batch `v`: mean F(v) - mean F(v_model),
+        the model samples held constant, whose gradient (any backend's autodiff) is the CD-k /
+        PCD update. Data and model samples share one matmul each way (one concatenated
+        batch), as a written-out gradient would. Advances the PCD chains' hidden states."""
         n = ops.shape(v)[0]
         v_model = self.model_samples(v)
         m = ops.shape(v_model)[0]
         both = ops.concatenate([v, v_model], axis=0)
         logits = self.hidden_logits(both)
-        p_h = ops.sigmoid(logits)
         # +1/n for data rows, -1/m for model rows: sums become mean(data) - mean(model).
         weights = ops.concatenate([ops.full((n,), 1.0, v.dtype) / ops.cast(n, v.dtype),
                                    ops.full((m,), -1.0, v.dtype) / ops.cast(m, v.dtype)])
-        weighted_h = p_h * weights[:, None]
-        # dF/dW = -v p_h^T; dF/db = -v (bernoulli) or -(v - b) (gaussian, and the b
-        # terms cancel since the weights sum to zero); dF/dc = -p_h.
-        gradients = [-ops.matmul(ops.transpose(both), weighted_h),
-                     -ops.sum(both * weights[:, None], axis=0),
-                     -ops.sum(weighted_h, axis=0)]
         objective = ops.sum(self.free_energy(both, logits) * weights)
+        p_h = ops.stop_gradient(ops.sigmoid(logits))
         if self.persistent:
             self.chain.assign(ops.cast(self._bernoulli(p_h[n:]), self.chain.dtype))
-        return gradients, ops.stop_gradient(objective), p_h[:n]
+        return objective, p_h[:n]
 
     def init_from_data_mean(self, mean):
         """Hinton's guide, 8: visible bias = logit of the data mean (the mean itself for

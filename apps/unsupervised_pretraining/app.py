@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import List, Literal, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from apps.image_classification.app import ImageClassification, ImageDataConfig
 from apps.unsupervised_pretraining import plots
 from apps.unsupervised_pretraining.rbm_training import PCD_MAX_MOMENTUM, fit_rbm
 from training import plots as shared_plots
-from training.backend import require_tensorflow
 from training.config import Config, ModelConfig, OptimizerConfig, option
 
 FEATURE_BATCH = 1024  # batch for computing a layer's features once, before caching
@@ -89,10 +89,6 @@ class UnsupervisedPretraining(ImageClassification):
 
     def __init__(self, config):
         super().__init__(config)
-        if config.model.pretrained:
-            require_tensorflow("RBM pretraining (its contrastive-divergence update is a TF train_step)",
-                               "use --set runtime.backend=tensorflow, or --set model.pretrained=false "
-                               "for the same net from random weights")
         self.rbms = []
         self.normalizer = None
 
@@ -159,18 +155,24 @@ class UnsupervisedPretraining(ImageClassification):
         return batched.unbatch().shuffle(60000, seed=self.config.seed)
 
     def _features(self, batched, rbm):
-        """The next layer's input: this RBM's P(h|v), computed once per example and cached."""
-        return batched.map(rbm, num_parallel_calls=tf.data.AUTOTUNE).cache()
+        """The next layer's input: this RBM's P(h|v), computed once per example and cached.
+        Under TensorFlow the RBM runs inside tf.data's map; another backend's layer cannot
+        run in a TF graph, so its features are computed batch by batch and held in memory."""
+        if keras.backend.backend() == "tensorflow":
+            return batched.map(rbm, num_parallel_calls=tf.data.AUTOTUNE).cache()
+        features = np.concatenate([keras.ops.convert_to_numpy(rbm(np.asarray(b))) for b in batched])
+        return tf.data.Dataset.from_tensor_slices(features).batch(FEATURE_BATCH)
 
     def _plot_first_layer(self, run_dir):
         shape = self.info.shape[:2] if self.info.shape[-1] == 1 else self.info.shape
         rbm = self.rbms[0]
         plots.filters_grid(rbm.kernel, shape, os.path.join(run_dir, "rbm_filters.png"))
-        images = next(iter(self._pixels("train").unbatch().batch(10)))
+        images = np.asarray(next(iter(self._pixels("train").unbatch().batch(10))))
         visible = self.normalizer(images) if self.normalizer is not None else images
-        rebuilt = rbm.reconstruct(visible)
+        rebuilt = keras.ops.convert_to_numpy(rbm.reconstruct(visible))
         if self.normalizer is not None:  # back to pixel scale for display
-            rebuilt = rebuilt * tf.sqrt(self.normalizer.variance) + self.normalizer.mean
+            rebuilt = (rebuilt * np.sqrt(keras.ops.convert_to_numpy(self.normalizer.variance))
+                       + keras.ops.convert_to_numpy(self.normalizer.mean))
         shared_plots.reconstructions(images, rebuilt, shape,
                                      os.path.join(run_dir, "rbm_reconstructions.png"),
                                      "inputs (top) and RBM reconstructions (bottom)")

@@ -13,6 +13,7 @@ from keras import ops
 
 from layers.rbm import RBM
 from layers.rbm_likelihood import pseudo_log_likelihood
+from training import backend
 
 CD_MOMENTUM = (0.5, 0.9, 5)  # Hinton's guide, section 9
 PCD_MOMENTUM = (0.0, 0.0, 0)  # plain SGD, as scikit-learn's BernoulliRBM
@@ -21,77 +22,69 @@ MONITOR_EXAMPLES = 1000  # size of the fixed train/validation samples the monito
 
 
 class RBMTrainer(keras.Model):
-    """Wraps an RBM layer; `fit` trains it by contrastive divergence.
+    """Wraps an RBM layer; `fit` trains it by contrastive divergence, under any Keras backend.
 
-    The update is the layer's CD gradient (`RBM.cd_statistics`: that of the
-    mean free energy of the data minus that of the model's samples), plus
-    weight_decay * W on the weights only (Hinton's "weight cost") and an
-    optional sparsity term pulling each hidden unit's mean activation on the
-    batch toward `sparsity_target`. Any Keras optimizer applies it. CD math
-    runs in the variables' dtype (float32) so the samples stay exact under a
-    mixed-precision policy.
+    The loss is the layer's CD objective (`RBM.cd_objective`: mean free energy of the data
+    minus that of the model's samples, held constant), whose gradient is the CD update, plus
+    weight_decay / 2 * |W|^2 on the weights only (Hinton's "weight cost") and an optional
+    sparsity term pulling each hidden unit's mean activation on the batch toward
+    `sparsity_target`. Keras' own train step differentiates it and any Keras optimizer
+    applies it; no backend-specific train_step. The trainer computes in float32 whatever the
+    global policy, so the samples stay exact under mixed precision.
 
-    Logged: `loss`, the CD objective (not a likelihood; it may be negative),
-    per step; `reconstruction_error`, the mean squared error of the
-    mean-field reconstruction, on validation data (per step would cost one
-    more matmul per batch; `RBMMonitor` adds it for a training sample).
+    Logged: `loss`, the CD objective with those terms (not a likelihood; it may be negative),
+    per step; `val_reconstruction_error`, the mean squared error of the mean-field
+    reconstruction of validation data (Keras' val_loss, renamed by RBMLogNames; per training
+    step it would cost one more matmul per batch, so `RBMMonitor` adds it for a training
+    sample).
     """
 
     def __init__(self, rbm, weight_decay=1e-4, sparsity_target=None, sparsity_cost=0.0, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(dtype="float32", **kwargs)
         self.rbm = rbm
         self.weight_decay = float(weight_decay)
         self.sparsity_target = sparsity_target
         self.sparsity_cost = float(sparsity_cost)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.error_tracker = keras.metrics.Mean(name="reconstruction_error")
 
     def build(self, input_shape):
         if not self.rbm.built:
             self.rbm.build(input_shape)
         super().build(input_shape)
 
-    def call(self, inputs):
-        return self.rbm(inputs)
-
-    def _visible(self, data):
-        v = data[0] if isinstance(data, (tuple, list)) else data
-        if not self.rbm.built:
-            raise ValueError("Build the RBM before fit: trainer.build((None, visible_units))")
-        return ops.cast(v, self.rbm.kernel.dtype)
-
-    def gradients(self, v):
-        """(gradients of kernel, visible_bias, hidden_bias; CD objective) for batch `v`."""
+    def call(self, inputs, training=False):
+        """Training: adds the CD loss and returns P(h|v); otherwise the reconstruction."""
         rbm = self.rbm
-        (g_kernel, g_visible, g_hidden), objective, p_h = rbm.cd_statistics(v)
+        v = ops.cast(inputs, rbm.kernel.dtype)
+        if not training:
+            return rbm.reconstruct(v)
+        objective, p_h = rbm.cd_objective(v)
         if self.weight_decay:
-            g_kernel += self.weight_decay * rbm.kernel
+            objective += 0.5 * self.weight_decay * ops.sum(ops.square(rbm.kernel))
         if self.sparsity_target is not None and self.sparsity_cost:
-            # Hinton's guide, 11: the sparsity cross-entropy's derivative with
-            # respect to each hidden unit's total input is (q - target).
-            q_minus_p = self.sparsity_cost * (ops.mean(p_h, axis=0) - self.sparsity_target)
-            g_hidden += q_minus_p
-            g_kernel += ops.mean(v, axis=0)[:, None] * q_minus_p[None, :]
-        return [g_kernel, g_visible, g_hidden], objective
+            # Hinton's guide, 11: the sparsity cross-entropy's derivative with respect to
+            # each hidden unit's total input is (q - target); the mean total input is linear
+            # in the weights, so this term's gradient is exactly that.
+            q_minus_p = ops.stop_gradient(self.sparsity_cost
+                                          * (ops.mean(p_h, axis=0) - self.sparsity_target))
+            mean_input = ops.matmul(ops.mean(v, axis=0, keepdims=True), rbm.kernel)[0] + rbm.hidden_bias
+            objective += ops.sum(q_minus_p * mean_input)
+        self.add_loss(objective)
+        return p_h
 
-    def train_step(self, data):
-        v = self._visible(data)
-        gradients, objective = self.gradients(v)
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            gradients = [self.optimizer.scale_loss(g) for g in gradients]  # it unscales them
-        rbm = self.rbm
-        self.optimizer.apply(gradients, [rbm.kernel, rbm.visible_bias, rbm.hidden_bias])
-        self.loss_tracker.update_state(objective)
-        return {"loss": self.loss_tracker.result()}
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if training:
+            return super().compute_loss(x, y, y_pred, sample_weight, training)  # the CD loss
+        v = ops.cast(x[0] if isinstance(x, (tuple, list)) else x, y_pred.dtype)
+        return ops.mean(ops.square(v - y_pred))  # validation: the reconstruction error
 
-    def test_step(self, data):
-        v = self._visible(data)
-        self.error_tracker.update_state(ops.mean(ops.square(v - self.rbm.reconstruct(v))))
-        return {"reconstruction_error": self.error_tracker.result()}
 
-    def reset_metrics(self):
-        self.loss_tracker.reset_state()
-        self.error_tracker.reset_state()
+class RBMLogNames(keras.callbacks.Callback):
+    """Keras logs the validation reconstruction error as val_loss (RBMTrainer.compute_loss);
+    this names it `val_reconstruction_error` before the history and CSV logs see it."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and "val_loss" in logs:
+            logs["val_reconstruction_error"] = logs.pop("val_loss")
 
 
 class MomentumSchedule(keras.callbacks.Callback):
@@ -229,7 +222,8 @@ def fit_rbm(x, units, epochs=10, visible="bernoulli", learning_rate=None, batch_
             free-energy gap to the logs.
         monitor: log free energies, their gap and the pseudo-log-likelihood per epoch.
         log_dir: if set, write the per-epoch history to `log_dir/history.csv`.
-        steps_per_execution, jit_compile: passed to `compile`.
+        steps_per_execution, jit_compile: passed to `compile` (under JAX every step is
+            compiled: training/backend.py's jit_compile).
     """
     if visible not in ("bernoulli", "gaussian"):
         raise ValueError(f"visible must be 'bernoulli' or 'gaussian', got {visible!r}")
@@ -251,7 +245,7 @@ def fit_rbm(x, units, epochs=10, visible="bernoulli", learning_rate=None, batch_
     rbm.build((None, n_visible))
     rbm.init_from_data_mean(data_mean)
 
-    callbacks = list(callbacks)
+    callbacks = [RBMLogNames(), *callbacks]
     if optimizer is None:
         if momentum is None:
             momentum = PCD_MOMENTUM if persistent else CD_MOMENTUM
@@ -271,7 +265,7 @@ def fit_rbm(x, units, epochs=10, visible="bernoulli", learning_rate=None, batch_
         os.makedirs(log_dir, exist_ok=True)
         callbacks.append(keras.callbacks.CSVLogger(os.path.join(log_dir, "history.csv")))
     trainer.compile(optimizer=optimizer, steps_per_execution=steps_per_execution,
-                    jit_compile=jit_compile)
+                    jit_compile=backend.jit_compile(jit_compile))
     trainer.fit(ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks, verbose=verbose,
                 shuffle=False)  # the data are shuffled above (arrays) or by the caller (datasets)
     rbm.history = trainer.history.history
