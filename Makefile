@@ -9,7 +9,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APP_CONFIG ?= configs/fashion_mnist_default.yaml
 ARGS ?=
 
-.PHONY: help setup data train-app train-multiworker test test-slow test-jax lint bench export serve new-app clean
+.PHONY: help setup data train-app train-multiworker test test-slow test-jax lint bench results export serve new-app clean
 
 help:
 	@echo "make train-app   set up, then train, evaluate and export the default app ($(APP_CONFIG))"
@@ -18,6 +18,7 @@ help:
 	@echo "make test-slow   the long runs (full trainings)"
 	@echo "make test-jax    the layers' and models' Keras contract tests under the JAX backend"
 	@echo "make lint        ruff over the whole tree (pyproject.toml has its rules)"
+	@echo "make results     re-run every config of the README's results table (about an hour) -> README"
 	@echo "make bench       every benchmark in benchmarks/ (about an hour) -> benchmarks/RESULTS.md"
 	@echo "make export RUN=runs/<app>/<stamp> [FORMAT=litert QUANTIZE=int8]   export a finished run"
 	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"
@@ -90,6 +91,9 @@ lint: $(INSTALLED)
 BENCHMARKS ?= input_pipeline hardware_efficiency fused_batch_norm mixed_precision rbm_vs_sklearn \
 	serving_latency serving_load serving_warmup_batching accuracy_vs_time forecast_vs_naive \
 	dbn_semi_supervised folder_vs_idx transfer litert_int8 backends
+results: setup
+	$(PY) benchmarks/results_table.py $(ARGS)
+
 bench: setup $(SERVING_INSTALLED) $(BENCH_INSTALLED)
 	@failed=""; \
 	for b in $(BENCHMARKS); do \

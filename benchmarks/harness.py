@@ -74,7 +74,7 @@ def epoch_seconds(model, dataset, steps, epochs):
     return timer.epoch_seconds
 
 
-def _machine():
+def machine():
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -109,7 +109,7 @@ def record(name, figures, rows, command=None):
     result = {"name": name, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "command": command or "python " + " ".join(["benchmarks/" + Path(sys.argv[0]).name,
                                                           *sys.argv[1:]]),
-              "machine": _machine(), "figures": figures, "rows": rows}
+              "machine": machine(), "figures": figures, "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / f"{name}.json", "w") as f:
         json.dump(result, f, indent=2)

@@ -63,3 +63,31 @@ def test_serving_benchmark_runs_and_records(tmp_path):
     saved = json.loads((tmp_path / "serving_latency.json").read_text())
     assert saved["figures"]["failed_requests"] == 0
     assert [row["ratio"] > 0 for row in saved["rows"]] == [True, True]
+
+
+def test_results_table_reruns_rows_and_rewrites_the_readme_table(tmp_path):
+    """`make results` on two shortened rows: each row's command runs, and the table between
+    the README's markers is written from the runs' metrics.json."""
+    import results_table
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{results_table.START}\nold table\n{results_table.END}\nrest\n")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "results_table.py"), "--rows", "default,simple_rnn",
+         "--set", "data.limit=256", "--set", "epochs=1", "--readme", str(readme),
+         "--table", str(tmp_path / "table.md"), "--out", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "KAT_BENCH_RESULTS": str(tmp_path / "results")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = readme.read_text()
+    assert text.startswith(f"intro\n{results_table.START}\n")
+    assert text.endswith(f"{results_table.END}\nrest\n")
+    assert "old table" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| `python")]
+    assert [r.split("`")[1] for r in rows] == [
+        "python -m training train --config configs/fashion_mnist_default.yaml",
+        "python -m training train --config configs/sequence_fashion_mnist_simple_rnn.yaml"]
+    saved = json.loads((tmp_path / "results" / "results_table.json").read_text())
+    assert rows[0].split(" | ")[3] == saved["rows"]["default"]["accuracy"]  # from metrics.json
+    assert "resnet_small x0.5" in rows[0] and "simple_rnn 128" in rows[1]
+    assert (tmp_path / "table.md").read_text().count("| `python") == 2
