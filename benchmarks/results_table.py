@@ -85,7 +85,7 @@ def run_row(name, overrides, out):
                             f"(mean of {len(result['seeds'])} seeds; gain {gains} points)",
                 "seconds": sum(json.loads((out / f"seed_{s['seed']}" / "metrics.json").read_text())
                                ["train_seconds"] for s in result["seeds"]) / len(result["seeds"]),
-                "per": "per seed"}
+                "per": f"per seed, after {metrics['pretrain_seconds']:.0f} s of pretraining once"}
     command = [sys.executable, "-m", "training", "train", "--config", ROWS[name],
                "--set", "runtime.verbose=2", "--set", f"run_dir={out / 'run'}",
                "--set", f"export.dir={out / 'export'}", *sets]
