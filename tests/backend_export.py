@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
+from serving.warmup import read_warmup
 from training.config import load_config
 from training.run import load_run, train
 
@@ -27,15 +28,22 @@ def main():
         loaded = tf.saved_model.load(metrics["export"])
         serve = loaded.signatures["serving_default"]
         name = serve.structured_input_signature[1].popitem()[0]
-        served = serve(**{name: tf.constant(np.asarray(features))})
-        output = app.serving_signature(model).scored
-        diff = float(np.max(np.abs(np.asarray(served[output]).reshape(-1)
-                                   - np.asarray(model(features)).reshape(-1))))
+        signature = app.serving_signature(model)
+        # Text under JAX: the model takes ids, the export the texts they stand for.
+        inputs = signature.examples(features)[0] if signature.examples else np.asarray(features)
+        served = serve(**{name: tf.constant(inputs)})
+        expected = np.asarray(model(features))
+        if signature.scored:
+            output = served[signature.scored]
+        else:  # a language model serves the next character after each (full) window
+            output, expected = served["next_char_probabilities"], expected[:, -1]
+        diff = float(np.max(np.abs(np.asarray(output).reshape(-1) - expected.reshape(-1))))
         saved = yaml.safe_load(open(f"{tmp}/run/config.yaml"))
         print(json.dumps({"keras_backend": keras.backend.backend(), "metrics_backend": metrics["backend"],
                           "config_backend": saved["runtime"]["backend"], "max_abs_diff": diff,
                           "examples": len(features), "signatures": sorted(loaded.signatures),
-                          "outputs": sorted(served)}))
+                          "outputs": sorted(served),
+                          "warmup_requests": len(read_warmup(metrics["export"]))}))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ apps and their configs instantly; the hooks run after TensorFlow is loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from training.config import Config
@@ -46,16 +46,22 @@ class ServingSignature:
     examples: turns a batch of the app's features (as build_data yields them) into this
         signature's inputs, a list in order, for the export's warm-up requests; None: the
         features are the inputs.
+    resources: TF objects `fn` uses that no tracked model holds (the lookup table of a
+        layer made for serving under JAX, whose Keras layers are not TF trackables), which
+        the SavedModel must save.
     """
 
     inputs: List[tf.TensorSpec]
     fn: Callable[..., Dict[str, tf.Tensor]]
     scored: Optional[str] = "outputs"
     examples: Optional[Callable] = None
+    resources: List = field(default_factory=list)
 
 
-def classification_signature(model, spec, class_names):
-    """Serving for a softmax classifier: `spec` in; probabilities, class_id, class_name out."""
+def classification_signature(model, spec, class_names, resources=(), examples=None):
+    """Serving for a softmax classifier: `spec` in; probabilities, class_id, class_name out.
+    `model` may be any callable taking (inputs, training=False); `resources` and `examples`
+    as in ServingSignature."""
     import tensorflow as tf
 
     names = tf.constant(class_names)
@@ -66,7 +72,8 @@ def classification_signature(model, spec, class_names):
         return {"probabilities": probabilities, "class_id": class_id,
                 "class_name": tf.gather(names, class_id)}
 
-    return ServingSignature([spec], serve, scored="probabilities")
+    return ServingSignature([spec], serve, scored="probabilities", examples=examples,
+                            resources=list(resources))
 
 
 class App:

@@ -50,16 +50,6 @@ def select(config):
     return wanted
 
 
-def require_tensorflow(what, fix):
-    """A ConfigError, before any data is read, when Keras runs another backend than the one
-    `what` needs."""
-    import keras
-
-    name = keras.backend.backend()
-    if name != "tensorflow":
-        raise ConfigError(f"{what} runs only under the tensorflow backend (this run: {name}); {fix}")
-
-
 def jit_compile(requested):
     """`jit_compile` for model.compile: as requested under TensorFlow, always under JAX, which
     has no graph mode short of XLA: uncompiled, Keras' JAX trainer runs each step op by op

@@ -129,6 +129,8 @@ def export_saved_model(model, signatures, export_dir, name, warmup_features=None
                 function = tf.function(fn, input_signature=sig.inputs)
                 function.get_concrete_function()  # traced here: the check, then write_out saves it
                 fn.check()
+                for resource in sig.resources:
+                    archive.track(resource)
                 archive.add_endpoint(endpoint, function)
         except AppContractError:
             raise

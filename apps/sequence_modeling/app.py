@@ -4,7 +4,8 @@
   pixels), texts of your own (class folders of .txt files in data.dir, or
   data.path=FILE.csv; see texts.py) or any TFDS text set by name (imdb_reviews),
   with TextVectorization adapted on the training split and kept in the model, so
-  the export takes raw strings;
+  the export takes raw strings (under JAX or PyTorch the model takes word ids and the
+  export turns strings into them: token_ids.py);
 * language_model: next-character prediction on a local text file
   (data.path) or a TFDS text set (tiny_shakespeare); reports perplexity;
   `python -m training generate --run DIR` samples text;
@@ -21,11 +22,11 @@ import tensorflow as tf
 
 from apps.image_classification.data import IDX_DIRS, ImageSource, is_folder_of_classes
 from apps.sequence_modeling import data as sequence_data
-from apps.sequence_modeling import texts
+from apps.sequence_modeling import texts, token_ids
 from apps.sequence_modeling.model import Perplexity, char_codes, recurrent_stack, sample_next
 from layers import UnicodeCodepoints
 from training.app import App, ServingSignature, classification_signature
-from training.backend import require_tensorflow
+from training.backend import resolve as resolve_backend
 from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
 from training.datasets import split_range, tfds_info, tfds_labelled
 from training.errors import ConfigError
@@ -47,6 +48,10 @@ class SequenceDataConfig(DataConfig):
     sequence_length: int = option(100, "characters per language-model window; steps per forecast window",
                                  ge=1)
     max_tokens: int = option(20000, "vocabulary size for text classification", ge=3)
+    text_length: int = option(0, "words kept per text (text classification), longer texts are cut; "
+                              "0: each batch's longest under TensorFlow, "
+                              f"{token_ids.DEFAULT_TEXT_LENGTH} under JAX/PyTorch, which compile "
+                              "one step per length", ge=0)
     test_split: float = option(0.2, "held out for testing: forecasting's most recent fraction; texts "
                                "without a test/ folder, by hash", ge=0, lt=1)
 
@@ -88,9 +93,13 @@ class SequenceModeling(App):
             d.name = "fashion_mnist"  # config.yaml records the data set the run read
         if config.task == "classification" and not self.own_texts and self._is_image_set(d.name):
             self.images = ImageSource(d.name, d.dir, d.validation_split, d.limit, d.download)
-        if config.task == "language_model" or (config.task == "classification" and self.images is None):
-            require_tensorflow("A text task (its string preprocessing lives in the model, so the "
-                               "export takes raw text)", "use --set runtime.backend=tensorflow")
+        # Under JAX/PyTorch a compiled step cannot hold strings: text becomes ids in tf.data.
+        # The backend the run trains (or trained) under: a run trained under JAX takes ids when
+        # exported under TensorFlow too.
+        self.strings_in_model = resolve_backend(config.runtime.backend) == "tensorflow"
+        text_classification = config.task == "classification" and self.images is None
+        if text_classification and not self.strings_in_model and not d.text_length:
+            d.text_length = token_ids.DEFAULT_TEXT_LENGTH  # config.yaml records it
         if config.task == "forecasting" and not (d.path and d.column):
             raise ConfigError("Forecasting needs data.path=FILE.csv and data.column=NAME")
         self.vectorizer = None
@@ -121,13 +130,18 @@ class SequenceModeling(App):
         if c.task == "classification":
             if self.images is not None:
                 return self.images.dataset(split)
+            if split != "train" and self.vectorizer is None and not self.strings_in_model:
+                self.build_data("train")  # the ids are the training split's vocabulary's
             if self.own_texts:
                 ds = self.labelled_texts.dataset(split, d.limit)
             else:
                 ds = tfds_labelled(d.name, split, d.validation_split, d.dir, d.download, d.limit)
             if split == "train" and self.vectorizer is None:
-                self.vectorizer = keras.layers.TextVectorization(d.max_tokens, name="vectorize")
+                self.vectorizer = keras.layers.TextVectorization(
+                    d.max_tokens, output_sequence_length=d.text_length or None, name="vectorize")
                 self.vectorizer.adapt(ds.map(lambda text, label: text).batch(256))
+            if not self.strings_in_model:
+                ds = ds.map(lambda text, label: (tf.cast(self.vectorizer(text), tf.int32), label))
             return ds
         if c.task == "language_model":
             if split != "train" and self.vectorizer is None:
@@ -136,16 +150,22 @@ class SequenceModeling(App):
                                              d.download)
             if split == "train" and self.vectorizer is None:
                 # Characters as they are (no lowercasing): code points -> vocabulary ids.
-                codes = UnicodeCodepoints(name="codepoints")
                 lookup = keras.layers.IntegerLookup(mask_token=0, name="vocabulary")
-                lookup.adapt(tf.data.Dataset.from_tensors(codes(tf.constant([text]))[0]))
+                lookup.adapt(tf.data.Dataset.from_tensors(
+                    tf.strings.unicode_decode(text, "UTF-8", errors="replace")))
+                codes = UnicodeCodepoints(name="codepoints")  # the model's, under TensorFlow
                 self.vectorizer = lambda s: lookup(codes(s))
                 self.char_lookup = lookup
             fraction_key = None if split == "train" else "data.validation_split"
             if self._too_short(split, len(text), "characters", fraction_key):
                 return None
-            return sequence_data.char_windows(text, d.sequence_length,
-                                              lambda s: self.vectorizer(s[None])[0], d.limit)
+            length = d.sequence_length
+
+            def ids(window):  # [length] ids of a window of `length` characters
+                return token_ids.chars_to_ids(window[None], self.char_lookup, length)[0][0]
+
+            ds = sequence_data.char_windows(text, length, ids, d.limit)
+            return ds if self.strings_in_model else ds.map(lambda window, y: (ids(window), y))
         values = self._series_split(split)
         fraction_key = {"validation": "data.validation_split", "test": "data.test_split"}.get(split)
         if self._too_short(split, len(values), "values", fraction_key):
@@ -188,9 +208,16 @@ class SequenceModeling(App):
             inputs = keras.Input(shape, dtype="uint8", name="image")
             x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
             x = keras.layers.Reshape((shape[0], shape[1] * shape[2]), name="rows")(x)  # steps = rows
-        else:
+        elif self.strings_in_model:
             inputs = keras.Input((), dtype="string", name="text")
             x = self.vectorizer(inputs)
+        else:
+            length = self.config.data.sequence_length if task == "language_model" else \
+                self.config.data.text_length
+            inputs = keras.Input((length,), dtype="int32", name="token_ids")
+            lookup = self.char_lookup if task == "language_model" else self.vectorizer
+            x = token_ids.TokenVocabulary(lookup.get_vocabulary(), name="vocabulary")(inputs)
+        if self.images is None:
             x = keras.layers.Embedding(self._vocabulary_size(), m.embedding_dim,
                                        mask_zero=True, name="embedding")(x)
         language_model = task == "language_model"
@@ -250,19 +277,37 @@ class SequenceModeling(App):
                 spec = tf.TensorSpec(shape, tf.uint8, name="image")
             else:
                 spec = tf.TensorSpec((None,), tf.string, name="text")
+                if token_ids.takes_ids(model):
+                    to_ids = token_ids.words_to_ids(model.get_layer("vocabulary").get_vocabulary(),
+                                                    model.inputs[0].shape[1])
+                    return classification_signature(
+                        lambda text, training: model(tf.cast(to_ids(text), tf.int32), training=training),
+                        spec, self.class_names(), token_ids.lookup_tables(to_ids),
+                        token_ids.ids_to_texts(model, " "))
             return classification_signature(model, spec, self.class_names())
         codes = tf.constant(char_codes(model), tf.int32)
+        if token_ids.takes_ids(model):
+            lookup, length = token_ids.code_point_lookup(model), model.inputs[0].shape[1]
+
+            def probabilities_and_count(text):  # of the last `length` characters
+                ids, count = token_ids.chars_to_ids(text, lookup, length)
+                return model(ids, training=False), count
+        else:
+            def probabilities_and_count(text):
+                return model(text, training=False), tf.strings.length(text, unit="UTF8_CHAR")
 
         def next_char(text):
-            probabilities = model(text, training=False)  # [batch, chars, vocabulary]
-            last = tf.maximum(tf.strings.length(text, unit="UTF8_CHAR") - 1, 0)
-            p = tf.gather(probabilities, last, batch_dims=1)
+            probabilities, count = probabilities_and_count(text)  # [batch, chars, vocabulary]
+            p = tf.gather(probabilities, tf.maximum(count - 1, 0), batch_dims=1)
             code = tf.gather(codes, tf.argmax(p, axis=-1))
             return {"next_char_probabilities": p,
                     "next_char": tf.strings.unicode_encode(code[:, None], "UTF-8")}
 
         return ServingSignature([tf.TensorSpec((None,), tf.string, name="text")], next_char,
-                                scored=None)  # the model's output is every position's
+                                scored=None,  # the model's output is every position's
+                                **({"resources": token_ids.lookup_tables(lookup),
+                                    "examples": token_ids.ids_to_texts(model, "")}
+                                   if token_ids.takes_ids(model) else {}))
 
     # -- reports and generation ---------------------------------------------
     def report(self, model, test_data, run_dir):
@@ -285,10 +330,21 @@ class SequenceModeling(App):
         rng = np.random.default_rng(seed)
         text = prompt or chr(codes[2])  # 0: padding, 1: unknown
         window = self.config.data.sequence_length
-        # One graph for every context: the input is always one string, whatever its length.
-        predict = tf.function(lambda context: model(context, training=False)[0, -1])
+        if token_ids.takes_ids(model):  # one compiled call: the window's ids, padded
+            ids = {code: i for i, code in enumerate(codes)}
+
+            def predict(context):
+                window_ids = np.zeros((1, window), np.int32)
+                window_ids[0, :len(context)] = [ids.get(ord(c), 1) for c in context]
+                return model.predict_on_batch(window_ids)[0, len(context) - 1]
+        else:  # one graph for every context: the input is always one string, whatever its length
+            tf_predict = tf.function(lambda context: model(context, training=False)[0, -1])
+
+            def predict(context):
+                return tf_predict(tf.constant([context]))
+
         for done in range(1, length + 1):
-            p = np.array(predict(tf.constant([text[-window:]])))
+            p = np.array(predict(text[-window:]))
             p[:2] = 0  # never emit padding or the unknown token
             text += chr(codes[sample_next(p, temperature, rng)])
             if progress is not None:
