@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SERVING_INSTALLED := $(VENV)/.serving-installed
 BENCH_INSTALLED := $(VENV)/.bench-installed
+TORCH_INSTALLED := $(VENV)/.torch-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APP_CONFIG ?= configs/fashion_mnist_default.yaml
 ARGS ?=
 
-.PHONY: help setup data train-app train-multiworker test test-slow test-jax lint bench results export serve new-app clean
+.PHONY: help setup data train-app train-multiworker test test-slow test-jax test-torch lint bench results export serve new-app clean
 
 help:
 	@echo "make train-app   set up, then train, evaluate and export the default app ($(APP_CONFIG))"
@@ -17,6 +18,7 @@ help:
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
 	@echo "make test-jax    the layers' and models' Keras contract tests under the JAX backend"
+	@echo "make test-torch  the apps that train under PyTorch: train, export, serve (installs torch)"
 	@echo "make lint        ruff over the whole tree (pyproject.toml has its rules)"
 	@echo "make results     re-run every config of the README's results table (about an hour) -> README"
 	@echo "make bench       every benchmark in benchmarks/ (about an hour) -> benchmarks/RESULTS.md"
@@ -35,6 +37,11 @@ setup: $(INSTALLED) data
 # The TF Serving stand-in and its client (serving/): `make serve` and the tests need them.
 $(SERVING_INSTALLED): $(INSTALLED)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,serving]'
+	touch $@
+
+# PyTorch for `make test-torch` only: the CPU build of the torch extra is about 190 MB.
+$(TORCH_INSTALLED): $(SERVING_INSTALLED)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,serving,torch]'
 	touch $@
 
 # The benchmarks compare with scikit-learn and read statsmodels' data sets; the library needs neither.
@@ -82,6 +89,10 @@ JAX_TESTS := tests/test_layers.py tests/test_models.py tests/test_rbm.py::RBMLay
 	tests/test_batch_normalization.py::ContractTest
 test-jax: setup
 	KERAS_BACKEND=jax $(PY) -m pytest -q -n $(TEST_WORKERS) $(JAX_TESTS) $(ARGS)
+
+# The PyTorch job: the tests marked `torch` (each trains and exports in a KERAS_BACKEND=torch process).
+test-torch: setup $(TORCH_INSTALLED)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m torch $(ARGS)
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .

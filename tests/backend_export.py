@@ -32,7 +32,7 @@ def main():
         # Text under JAX: the model takes ids, the export the texts they stand for.
         inputs = signature.examples(features)[0] if signature.examples else np.asarray(features)
         served = serve(**{name: tf.constant(inputs)})
-        expected = np.asarray(model(features))
+        expected = keras.ops.convert_to_numpy(model(features))
         if signature.scored:
             output = served[signature.scored]
         else:  # a language model serves the next character after each (full) window

@@ -30,22 +30,37 @@ def last_json(result):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("app,extra,signatures,outputs", [
-    ("image_classification", ["data.limit=256", "model.width_multiplier=0.25", "batch_size=64"],
-     ["image_bytes", "serving_default"], ["class_id", "class_name", "probabilities"]),
-    ("tabular_regression", ["data.target=y"], ["serving_default"], ["prediction"]),
-    # RBM pretraining: the CD update is a loss Keras' JAX trainer differentiates.
-    ("unsupervised_pretraining", ["data.limit=256", "model.hidden=32,16", "pretrain.epochs=1"],
-     ["image_bytes", "serving_default"], ["class_id", "class_name", "probabilities"]),
-    # Text: the model takes ids made in tf.data; the export takes raw strings.
-    ("sequence_modeling", ["data.text_column=review", "data.label_column=mood", "model.units=16"],
-     ["serving_default"], ["class_id", "class_name", "probabilities"]),
-    ("sequence_modeling", ["task=language_model", f"data.path={LICENSE}", "data.sequence_length=40",
-                           "model.units=16"],
-     ["serving_default"], ["next_char", "next_char_probabilities"]),
-])
+CLASSES = ["class_id", "class_name", "probabilities"]
+IMAGE = ("image_classification", ["data.limit=256", "model.width_multiplier=0.25", "batch_size=64"],
+         ["image_bytes", "serving_default"], CLASSES)
+TABULAR = ("tabular_regression", ["data.target=y"], ["serving_default"], ["prediction"])
+# RBM pretraining: the CD update is a loss Keras' own train step differentiates.
+DBN = ("unsupervised_pretraining", ["data.limit=256", "model.hidden=32,16", "pretrain.epochs=1"],
+       ["image_bytes", "serving_default"], CLASSES)
+# Text: the model takes ids made in tf.data; the export takes raw strings.
+TEXT = ("sequence_modeling", ["data.text_column=review", "data.label_column=mood", "model.units=16"],
+        ["serving_default"], CLASSES)
+CHARS = ("sequence_modeling", ["task=language_model", f"data.path={LICENSE}",
+                               "data.sequence_length=40", "model.units=16"],
+         ["serving_default"], ["next_char", "next_char_probabilities"])
+ROWS = ("sequence_modeling", ["data.limit=256", "model.units=16"], ["serving_default"], CLASSES)
+
+
+@pytest.mark.parametrize("app,extra,signatures,outputs", [IMAGE, TABULAR, DBN, TEXT, CHARS])
 def test_jax_trains_and_exports_the_tensorflow_serving_contract(app, extra, signatures, outputs,
                                                                  tmp_path):
+    check_train_and_export("jax", app, extra, signatures, outputs, tmp_path)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("app,extra,signatures,outputs", [IMAGE, TABULAR, DBN, TEXT, CHARS, ROWS])
+def test_torch_trains_and_exports_the_tensorflow_serving_contract(app, extra, signatures, outputs,
+                                                                   tmp_path):
+    """Under PyTorch the SavedModel is written by a TensorFlow process from model.keras."""
+    check_train_and_export("torch", app, extra, signatures, outputs, tmp_path)
+
+
+def check_train_and_export(backend, app, extra, signatures, outputs, tmp_path):
     if app == "tabular_regression":
         rows = "\n".join(f"{i % 7},{i % 5},{2 * (i % 7) - i % 5}" for i in range(300))
         (tmp_path / "t.csv").write_text("a,b,y\n" + rows + "\n")
@@ -53,8 +68,8 @@ def test_jax_trains_and_exports_the_tensorflow_serving_contract(app, extra, sign
     if "data.text_column=review" in extra:
         write_reviews(tmp_path / "reviews.csv")
         extra = extra + [f"data.path={tmp_path / 'reviews.csv'}"]
-    out = last_json(run_under("jax", str(ROOT / "tests" / "backend_export.py"), app, *extra))
-    assert out["keras_backend"] == out["metrics_backend"] == out["config_backend"] == "jax"
+    out = last_json(run_under(backend, str(ROOT / "tests" / "backend_export.py"), app, *extra))
+    assert out["keras_backend"] == out["metrics_backend"] == out["config_backend"] == backend
     assert out["signatures"] == signatures and out["outputs"] == outputs
     assert out["max_abs_diff"] <= 1e-5, out  # the export answers as the Keras model does
     assert out["warmup_requests"] > 0  # real examples, as text when the model takes ids
@@ -92,6 +107,17 @@ def test_a_tf_distribute_strategy_under_jax_is_one_clear_error(tmp_path):
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: strategy=multi_worker is tf.distribute's") and (
         "under jax use strategy=auto or mirrored" in line), line
+
+
+@pytest.mark.torch
+def test_mirrored_under_torch_is_one_clear_error(tmp_path):
+    (tmp_path / "t.csv").write_text("a,y\n" + "\n".join(f"{i},{i}" for i in range(50)))
+    result = run_under("torch", "-m", "training", "train", "--app", "tabular_regression",
+                       "--set", f"data.path={tmp_path / 't.csv'}", "--set", "data.target=y",
+                       "--set", "strategy=mirrored", "--set", f"run_dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: strategy=mirrored is not available under torch")
 
 
 def test_asking_for_another_backend_once_keras_is_loaded_says_start_a_new_process(cli):

@@ -7,6 +7,8 @@ TensorFlow is the default and supports every strategy. JAX trains through the sa
 `keras.distribution.DataParallel` over the local devices (training/strategy.py);
 tf.distribute's multi-worker and TPU strategies are TensorFlow's alone. The SavedModel export
 converts a JAX model call for TF (keras.export) and keeps the TF pre- and post-processing.
+PyTorch trains on one device, one step per call, and its runs are exported by a TensorFlow
+process from model.keras (training/export.py: export_in_tensorflow).
 """
 
 import importlib.util

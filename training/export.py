@@ -12,6 +12,8 @@ names) is serving's: `serving/layout.py`.
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -106,6 +108,22 @@ class ConvertedModel:
 
     def __getattr__(self, name):
         return getattr(self._model, name)
+
+
+def export_in_tensorflow(run_dir, export_dir, name):
+    """Export finished run `run_dir` from a TensorFlow process and return the version dir:
+    the export of a run trained under PyTorch. Keras' PyTorch export goes through torch_xla
+    (not in CPU installs of PyTorch) and serves only a whole layer, with no room for the
+    app's TF pre- and post-processing; model.keras does not depend on the backend, so
+    TensorFlow writes the same SavedModel as a TensorFlow run's."""
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "export", "--run", str(run_dir), "--export-dir",
+         str(export_dir), "--name", name],
+        capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines() or ["no message"]
+        raise ExportError(f"The export of {run_dir} under tensorflow failed: {lines[-1]}")
+    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def export_saved_model(model, signatures, export_dir, name, warmup_features=None):

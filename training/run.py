@@ -33,7 +33,7 @@ from training.errors import (
     TrainingDiverged,
     described,
 )
-from training.export import export_saved_model
+from training.export import export_in_tensorflow, export_saved_model
 from training.optimizers import build_optimizer
 from training.registry import get_app
 from training.strategy import make_strategy
@@ -89,7 +89,9 @@ def _dividing(steps_per_execution, steps_per_epoch):
 def _steps_per_execution(config, strategy):
     """Keras 3 fails with steps_per_execution > 1 under more than one replica
     ("You must feed a value for placeholder", keras-team/keras#19246), so
-    multi-replica runs execute one step per call."""
+    multi-replica runs execute one step per call; Keras' PyTorch trainer takes only one."""
+    if keras.backend.backend() == "torch":
+        return 1
     if strategy.num_replicas_in_sync > 1 and config.runtime.steps_per_execution > 1:
         print(f"note: runtime.steps_per_execution={config.runtime.steps_per_execution} -> 1 with "
               f"{strategy.num_replicas_in_sync} replicas (keras-team/keras#19246)")
@@ -137,7 +139,7 @@ def _diverged_message(failure, config, run_dir):
 def _confusion(model, dataset, num_classes):
     matrix = np.zeros((num_classes, num_classes), np.int64)
     for features, labels in dataset:
-        predicted = np.argmax(model(features, training=False), axis=-1)
+        predicted = np.argmax(keras.ops.convert_to_numpy(model(features, training=False)), axis=-1)
         np.add.at(matrix, (np.asarray(labels).reshape(-1), predicted.reshape(-1)), 1)
     return matrix
 
@@ -170,9 +172,12 @@ def warmup_features(app):
     return None
 
 
-def export_model(app, model, config, name=None):
-    """Export `model` for TF Serving, with warm-up requests; returns the version directory."""
+def export_model(app, model, config, name=None, run_dir=None):
+    """Export `model` for TF Serving, with warm-up requests; returns the version directory.
+    Under PyTorch, `run_dir`'s model.keras is exported by a TensorFlow process."""
     name = name or config.export.name or config.app
+    if keras.backend.backend() == "torch":
+        return export_in_tensorflow(run_dir or config.run_dir, config.export.dir, name)
 
     def signatures(served):  # the model itself, or its TF conversion under another backend
         return {"serving_default": app.serving_signature(served), **app.extra_signatures(served)}
@@ -312,7 +317,7 @@ def _train(config, strategy, claimed):
         metrics["pretrain_seconds"] = pretrain_seconds
     metrics.update(write_report(app, model, history, test_ds, run_dir))
     if config.export.enabled:
-        metrics["export"] = str(export_model(app, model, config))
+        metrics["export"] = str(export_model(app, model, config, run_dir=run_dir))
     metrics["run_dir"] = str(run_dir)
     with open(run_dir / run_dirs.FINISHED_MARKER, "w") as f:
         json.dump(metrics, f, indent=2)
@@ -388,4 +393,4 @@ def export_run(run_dir, name=None, export_dir=None, format="saved_model", quanti
     if format == "litert":
         return litert.export_litert(app, model, config, name, quantize or "none", int8_io,
                                     source=run_dir, per_tensor=per_tensor)
-    return export_model(app, model, config, name)
+    return export_model(app, model, config, name, run_dir=run_dir)

@@ -78,6 +78,11 @@ def _keras_distribution(name, backend):
         raise ConfigError(f"strategy={name} is tf.distribute's, for the tensorflow backend; under "
                           f"{backend} use strategy=auto or mirrored (keras.distribution.DataParallel "
                           "over this machine's devices)")
+    if backend == "torch":  # Keras' distribution API is JAX's alone
+        if name == "mirrored":
+            raise ConfigError("strategy=mirrored is not available under torch (Keras distributes "
+                              "only under jax and tensorflow); use strategy=auto for one device")
+        return KerasDataParallel(["device:0"])
     devices = keras.distribution.list_devices()
     accelerators = [d for d in devices if not d.lower().startswith("cpu")]
     devices = accelerators or devices
