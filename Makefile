@@ -20,7 +20,7 @@ help:
 	@echo "make test-jax    the layers' and models' Keras contract tests under the JAX backend"
 	@echo "make test-torch  the apps that train under PyTorch: train, export, serve (installs torch)"
 	@echo "make lint        ruff over the whole tree (pyproject.toml has its rules)"
-	@echo "make results     re-run every config of the README's results table (about an hour) -> README"
+	@echo "make results     re-run every config of the README's results table (about 70 min) -> README"
 	@echo "make bench       every benchmark in benchmarks/ (about an hour) -> benchmarks/RESULTS.md"
 	@echo "make export RUN=runs/<app>/<stamp> [FORMAT=litert QUANTIZE=int8]   export a finished run"
 	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"

@@ -5,7 +5,7 @@ Each row is one command, run as a user runs it, in a fresh process: `python -m t
 --config FILE` (the semi-supervised row: benchmarks/dbn_semi_supervised.py, 3 seeds). The
 table gives each row's command, the model as the run built it, epochs, test accuracy and time
 (`pretrain_seconds` + `train_seconds`), then the date, machine and versions. It takes about
-an hour on 2 CPU cores; `--rows` runs a subset (the other rows keep their last figures, from
+70 minutes on 2 CPU cores; `--rows` runs a subset (the other rows keep their last figures, from
 benchmarks/results/results_table.json).
 
     .venv/bin/python benchmarks/results_table.py [--rows default,lstm] [--set KEY=VALUE ...]
