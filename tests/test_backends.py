@@ -96,28 +96,22 @@ def test_jax_two_devices_end_with_the_one_device_weights():
     assert out["train_loss"][1] == pytest.approx(out["train_loss"][0], rel=1e-4)
 
 
-def test_a_tf_distribute_strategy_under_jax_is_one_clear_error(tmp_path):
+@pytest.mark.parametrize("backend,strategy,message,hint", [
+    ("jax", "multi_worker", "error: strategy=multi_worker is tf.distribute's",
+     "under jax use strategy=auto or mirrored"),
+    pytest.param("torch", "mirrored", "error: strategy=mirrored is not available under torch",
+                 "use strategy=auto for one device", marks=pytest.mark.torch),
+])
+def test_a_strategy_the_backend_lacks_is_one_clear_error(backend, strategy, message, hint, tmp_path):
     (tmp_path / "t.csv").write_text("a,y\n" + "\n".join(f"{i},{i}" for i in range(50)))
-    result = run_under("jax", "-m", "training", "train", "--app", "tabular_regression",
+    result = run_under(backend, "-m", "training", "train", "--app", "tabular_regression",
                        "--set", f"data.path={tmp_path / 't.csv'}", "--set", "data.target=y",
-                       "--set", "strategy=multi_worker", "--set", f"run_dir={tmp_path / 'run'}")
+                       "--set", f"strategy={strategy}", "--set", f"run_dir={tmp_path / 'run'}")
     # The error is one line; the C++ start-up chatter of TF and XLA above it is not silenced
     # by TF_CPP_MIN_LOG_LEVEL once JAX has set up absl's logging first.
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: strategy=multi_worker is tf.distribute's") and (
-        "under jax use strategy=auto or mirrored" in line), line
-
-
-@pytest.mark.torch
-def test_mirrored_under_torch_is_one_clear_error(tmp_path):
-    (tmp_path / "t.csv").write_text("a,y\n" + "\n".join(f"{i},{i}" for i in range(50)))
-    result = run_under("torch", "-m", "training", "train", "--app", "tabular_regression",
-                       "--set", f"data.path={tmp_path / 't.csv'}", "--set", "data.target=y",
-                       "--set", "strategy=mirrored", "--set", f"run_dir={tmp_path / 'run'}")
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "error: strategy=mirrored is not available under torch")
+    assert line.startswith(message) and hint in line, line
 
 
 def test_asking_for_another_backend_once_keras_is_loaded_says_start_a_new_process(cli):

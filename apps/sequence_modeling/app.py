@@ -288,11 +288,16 @@ class SequenceModeling(App):
         codes = tf.constant(char_codes(model), tf.int32)
         if token_ids.takes_ids(model):
             lookup, length = token_ids.code_point_lookup(model), model.inputs[0].shape[1]
+            # The SavedModel must hold the lookup table; warm-up texts come from the ids.
+            ids_extras = {"resources": token_ids.lookup_tables(lookup),
+                          "examples": token_ids.ids_to_texts(model, "")}
 
             def probabilities_and_count(text):  # of the last `length` characters
                 ids, count = token_ids.chars_to_ids(text, lookup, length)
                 return model(ids, training=False), count
         else:
+            ids_extras = {}
+
             def probabilities_and_count(text):
                 return model(text, training=False), tf.strings.length(text, unit="UTF8_CHAR")
 
@@ -305,9 +310,7 @@ class SequenceModeling(App):
 
         return ServingSignature([tf.TensorSpec((None,), tf.string, name="text")], next_char,
                                 scored=None,  # the model's output is every position's
-                                **({"resources": token_ids.lookup_tables(lookup),
-                                    "examples": token_ids.ids_to_texts(model, "")}
-                                   if token_ids.takes_ids(model) else {}))
+                                **ids_extras)
 
     # -- reports and generation ---------------------------------------------
     def report(self, model, test_data, run_dir):
