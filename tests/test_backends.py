@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LICENSE = "/usr/share/common-licenses/GPL-3"  # real English prose on every Debian system
 
 
-def run_under(backend, *args, devices=1):
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+def run_under(backend, *args, devices=1, env=None):
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
+           **(env or {})}
     if devices > 1:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600,
@@ -112,6 +113,24 @@ def test_a_strategy_the_backend_lacks_is_one_clear_error(backend, strategy, mess
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(message) and hint in line, line
+
+
+def test_a_repeated_jax_run_loads_its_compiled_steps_from_the_compilation_cache(tmp_path):
+    (tmp_path / "t.csv").write_text("a,y\n" + "\n".join(f"{i % 9},{i % 9}" for i in range(200)))
+    cache = tmp_path / "cache"
+
+    def train(run):
+        sets = [f"data.path={tmp_path / 't.csv'}", "data.target=y", "epochs=1", "runtime.verbose=0",
+                "export.enabled=false", f"run_dir={tmp_path / run}", f"runtime.compilation_cache={cache}"]
+        result = run_under("jax", "-m", "training", "train", "--app", "tabular_regression",
+                           *[a for s in sets for a in ("--set", s)], env={"JAX_LOG_COMPILES": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stderr
+
+    first = train("first")
+    assert "cache hit for 'jit_train_step'" not in first
+    assert any(p.name.startswith("jit_train_step-") for p in cache.iterdir())
+    assert "Persistent compilation cache hit for 'jit_train_step'" in train("second")
 
 
 def test_asking_for_another_backend_once_keras_is_loaded_says_start_a_new_process(cli):

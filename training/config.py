@@ -136,6 +136,9 @@ class RuntimeConfig:
     logical_cpus: int = option(0, "split the CPU into N logical devices (mirrored on CPU)", ge=0)
     backend: Literal["auto", "tensorflow", "jax", "torch"] = option(
         "auto", "Keras backend; auto: $KERAS_BACKEND, else tensorflow (training/backend.py)")
+    compilation_cache: str = option(
+        "~/.cache/keras-app-templates/jax", "JAX: keep compiled steps here, so a run that "
+        "compiles the same step again loads it instead; '' = JAX's own settings")
     verbose: int = option(1, "Keras progress: 0 silent, 1 bar (one line per epoch when output "
                           "is not a terminal), 2 one line per epoch", ge=0, le=2)
 
