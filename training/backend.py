@@ -58,7 +58,7 @@ def compilation_cache(path):
     """Keep JAX's compiled programs in `path` (JAX's persistent compilation cache), every one
     of them: JAX's default keeps only those that took a second or more to compile, and the
     tabular app's steps take 0.2 s each, which is most of its first epoch. Unbounded, as JAX's
-    own cache is (a bound needs the filelock package); each step takes about a megabyte or less.
+    own cache is (a bound needs the filelock package); the tabular app's run writes 0.3 MB.
     JAX reads these variables when it is imported; once it is, its config is set instead."""
     directory = os.path.expanduser(path)
     if "jax" in sys.modules:
