@@ -26,6 +26,12 @@ def run_under(backend, *args, devices=1, env=None):
                           cwd=ROOT, env=env)
 
 
+def train_under(backend, app, sets, env=None):
+    """`python -m training train --app APP --set S ...` in a fresh process under `backend`."""
+    return run_under(backend, "-m", "training", "train", "--app", app,
+                     *[a for s in sets for a in ("--set", s)], env=env)
+
+
 def last_json(result):
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -105,9 +111,9 @@ def test_jax_two_devices_end_with_the_one_device_weights():
 ])
 def test_a_strategy_the_backend_lacks_is_one_clear_error(backend, strategy, message, hint, tmp_path):
     (tmp_path / "t.csv").write_text("a,y\n" + "\n".join(f"{i},{i}" for i in range(50)))
-    result = run_under(backend, "-m", "training", "train", "--app", "tabular_regression",
-                       "--set", f"data.path={tmp_path / 't.csv'}", "--set", "data.target=y",
-                       "--set", f"strategy={strategy}", "--set", f"run_dir={tmp_path / 'run'}")
+    result = train_under(backend, "tabular_regression", [
+        f"data.path={tmp_path / 't.csv'}", "data.target=y", f"strategy={strategy}",
+        f"run_dir={tmp_path / 'run'}"])
     # The error is one line; the C++ start-up chatter of TF and XLA above it is not silenced
     # by TF_CPP_MIN_LOG_LEVEL once JAX has set up absl's logging first.
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
@@ -122,8 +128,7 @@ def test_a_repeated_jax_run_loads_its_compiled_steps_from_the_compilation_cache(
     def train(run):
         sets = [f"data.path={tmp_path / 't.csv'}", "data.target=y", "epochs=1", "runtime.verbose=0",
                 "export.enabled=false", f"run_dir={tmp_path / run}", f"runtime.compilation_cache={cache}"]
-        result = run_under("jax", "-m", "training", "train", "--app", "tabular_regression",
-                           *[a for s in sets for a in ("--set", s)], env={"JAX_LOG_COMPILES": "1"})
+        result = train_under("jax", "tabular_regression", sets, env={"JAX_LOG_COMPILES": "1"})
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stderr
 
@@ -145,8 +150,7 @@ def test_a_language_model_trained_under_jax_generates_and_exports_under_tensorfl
     sets = ["task=language_model", f"data.path={LICENSE}", "data.sequence_length=40", "epochs=1",
             "model.units=16", "runtime.verbose=0", f"run_dir={tmp_path / 'run'}",
             f"export.dir={tmp_path / 'export'}"]
-    trained = run_under("jax", "-m", "training", "train", "--app", "sequence_modeling",
-                        *[a for s in sets for a in ("--set", s)])
+    trained = train_under("jax", "sequence_modeling", sets)
     assert trained.returncode == 0, trained.stderr[-3000:]
     generated = run_under("jax", "-m", "training", "generate", "--run", str(tmp_path / "run"),
                           "--prompt", "The ", "--length", "20", "--seed", "1")
@@ -170,8 +174,7 @@ def test_an_export_jax_cannot_convert_says_export_under_tensorflow(tmp_path):
     which the converted call does not cover: the run's model.keras exports under TF."""
     sets = ["data.limit=128", "epochs=1", "model.hidden_units=16", "runtime.verbose=0",
             f"run_dir={tmp_path / 'run'}", f"export.dir={tmp_path / 'export'}"]
-    result = run_under("jax", "-m", "training", "train", "--app", "image_autoencoder",
-                       *[a for s in sets for a in ("--set", s)])
+    result = train_under("jax", "image_autoencoder", sets)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "export it under TensorFlow with `KERAS_BACKEND=tensorflow python -m training export " \
            "--run RUN_DIR`" in result.stderr.strip().splitlines()[-1]
