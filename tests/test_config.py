@@ -92,3 +92,22 @@ def test_arch_is_ours_or_one_of_keras_applications():
 def test_model_arch_is_a_key_of_the_image_app_only(app):
     with pytest.raises(ConfigError, match="Unknown config key 'model.arch'"):
         load_config(app, None, ["model.arch=rnn"])
+
+
+def test_weights_none_means_random_initialisation_not_the_default(tmp_path, monkeypatch):
+    # "none" was read as null, which is the default (imagenet): a download, or offline an error.
+    from apps.image_classification.data import ImageDataInfo
+    from apps.image_classification.keras_applications import PREFIX
+    from training.config import save_yaml
+    from training.registry import get_app
+
+    config = load_config("image_classification", None, [f"model.arch={PREFIX}MobileNetV2",
+                                                        "model.weights=none", "data.limit=8"])
+    assert config.model.weights == "none"
+    save_yaml(config, tmp_path / "config.yaml")
+    assert load_config(None, tmp_path / "config.yaml").model.weights == "none"
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve",
+                        lambda *a, **k: pytest.fail("weights=none downloaded ImageNet weights"))
+    app = get_app("image_classification")(config)
+    app._info = ImageDataInfo((32, 32, 1), 3, ["a", "b", "c"])  # MobileNetV2 takes 32x32 and up
+    assert app.build_model().output.shape[-1] == 3

@@ -31,15 +31,16 @@ BOUNDS = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
           "le": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}
 
 
-def option(default, help="", *, ge=None, gt=None, le=None, lt=None, check=None):
+def option(default, help="", *, ge=None, gt=None, le=None, lt=None, check=None, none_is_text=False):
     """A config key: its default, one line of help, and what values it allows.
 
     ge/gt/le/lt bound a number (each item of a list); `check(value)` returns an
-    error message for values the bounds cannot express, else None. Mutable
-    defaults are copied per instance.
+    error message for values the bounds cannot express, else None. `none_is_text`: the
+    word "none" is one of the key's values (model.weights=none), not null as for other
+    optional keys. Mutable defaults are copied per instance.
     """
     bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
-    metadata = {"help": help, "bounds": bounds, "check": check}
+    metadata = {"help": help, "bounds": bounds, "check": check, "none_is_text": none_is_text}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -271,7 +272,9 @@ def from_dict(cls, values, prefix="", default=None):
     kwargs = {name: getattr(default, name) for name in fields}
     for name, value in values.items():
         tp = hints[name]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and value.lower() == "none" and key_meta(cls, name, "none_is_text"):
+            kwargs[name] = "none"
+        elif dataclasses.is_dataclass(tp):
             kwargs[name] = from_dict(tp, value, f"{prefix}{name}.", getattr(default, name))
         else:
             kwargs[name] = _coerce(value, tp, prefix + name)

@@ -35,8 +35,8 @@ class ImageModelConfig(ModelConfig):
     arch: str = option("resnet_small", f"backbone: {', '.join(ARCHS)} (*_small keep 28x28 or 32x32 "
                        f"images' detail), or {APPLICATIONS}<Name> (e.g. {APPLICATIONS}MobileNetV2)",
                        check=_arch)
-    weights: Optional[str] = option(None, f"{APPLICATIONS}* only: imagenet (default), none, or a "
-                                    "weights file")
+    weights: Optional[str] = option(None, f"{APPLICATIONS}* only: imagenet (default), none (random "
+                                    "initialisation), or a weights file", none_is_text=True)
     width_multiplier: float = option(0.5, "scales every layer's channels", gt=0)
     dropout: float = option(0.0, "dropout before the classifier", ge=0, lt=1)
     augment: bool = option(False, "random flip (and shift) while training")
