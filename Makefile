@@ -86,7 +86,8 @@ test-slow: setup $(SERVING_INSTALLED)
 # train + export + serving contract, are in tests/test_backends.py of `make test`). The RBM's
 # and the fused BatchNorm's other tests check TF kernels and tf.GradientTape, TF's alone.
 JAX_TESTS := tests/test_layers.py tests/test_models.py tests/test_rbm.py::RBMLayerContractTest \
-	tests/test_batch_normalization.py::ContractTest
+	tests/test_batch_normalization.py::ContractTest \
+	tests/test_batch_norm_statistics.py::test_recomputed_statistics_are_the_population_moments_and_frozen_layers_keep_theirs
 test-jax: setup
 	KERAS_BACKEND=jax $(PY) -m pytest -q -n $(TEST_WORKERS) $(JAX_TESTS) $(ARGS)
 

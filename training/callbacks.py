@@ -11,6 +11,7 @@ import time
 import keras
 from keras.src.saving import saving_lib
 
+from training.batch_norm_statistics import RecomputeBeforeValidation
 from training.disk_space import require_free_space, saved_bytes
 
 
@@ -207,7 +208,8 @@ def monitored(has_validation):
 
 
 def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resuming,
-                       previous_best=None, test_data=None, phase=0, last_phase=True):
+                       previous_best=None, test_data=None, phase=0, last_phase=True,
+                       batch_norm=None):
     """(throughput, nan_guard, preemption, full callback list) for one fit of a run.
 
     resuming: the fit continues earlier epochs (history.csv is appended to).
@@ -215,6 +217,8 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
     best checkpoint is not replaced by a worse epoch.
     test_data: evaluated after each epoch when `callbacks.test_each_epoch`.
     phase, last_phase: which fit of the run (training/fine_tuning.py) this is.
+    batch_norm: the run's BatchNormStatistics, recomputed before each validation (or at each
+    epoch's end without one), before anything checkpoints or tests.
     """
     cb = config.callbacks
     monitor = monitored(has_validation)
@@ -229,6 +233,8 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
     if previous_best is not None:
         best.best = previous_best
     callbacks = [throughput]
+    if batch_norm is not None:
+        callbacks.append(RecomputeBeforeValidation(batch_norm, has_validation))
     if cb.test_each_epoch and test_data is not None:  # before CSVLogger, which logs its figures
         callbacks.append(TestEachEpoch(test_data))
     callbacks += [

@@ -125,6 +125,10 @@ class CallbacksConfig:
     tensorboard: bool = option(True, "write TensorBoard logs")
     restore_best: bool = option(True, "evaluate and export the best validation checkpoint")
     test_each_epoch: bool = option(False, "test metrics and wall time per epoch in history.csv")
+    batch_norm_batches: int = option(
+        32, "recompute BatchNorm statistics with the current weights over this many training "
+        "batches before each validation and before test and export ('precise BN'); 0 = keep "
+        "Keras' moving averages", ge=0)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from serving.layout import model_name_problem
 from training import artifacts, backend, fine_tuning, input_pipeline, litert, plots
 from training import run_dir as run_dirs
 from training.app import App
+from training.batch_norm_statistics import BatchNormStatistics, sample_batches
 from training.callbacks import (
     load_weights_without_optimizer,
     monitored,
@@ -136,6 +137,17 @@ def _diverged_message(failure, config, run_dir):
             f"epochs are in {run_dir / 'checkpoints'}.")
 
 
+def _restored_message(run_dir, monitor, best_value):
+    """One line: which epoch restore_best went back to, and its monitored value."""
+    with open(run_dir / "history.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get(monitor)]
+    best = min(rows, key=lambda r: float(r[monitor]), default=None)
+    if best is None:
+        return f"Restored the best checkpoint ({monitor} {best_value:.4f})"
+    return (f"Restored the weights of epoch {int(best['epoch']) + 1} of {len(rows)}, the best "
+            f"{monitor} ({float(best[monitor]):.4f}; callbacks.restore_best=false keeps the last)")
+
+
 def _confusion(model, dataset, num_classes):
     matrix = np.zeros((num_classes, num_classes), np.int64)
     for features, labels in dataset:
@@ -251,6 +263,8 @@ def _train(config, strategy, claimed):
         check_features(app, model, train_ds.element_spec)
         if config.model.init_from and not resuming:  # a resume restores every weight
             fine_tuning.init_from(model, config.model.init_from, app.class_names())
+    batch_norm = BatchNormStatistics(model, sample_batches(app, config,
+                                                           config.callbacks.batch_norm_batches))
     best_value = _trim_history(run_dir, first_epoch, val_ds is not None) if resuming else None
     history, epoch_seconds, train_seconds = {}, [], 0.0
     for phase in phases:
@@ -264,7 +278,7 @@ def _train(config, strategy, claimed):
                                                       epochs=(start_epoch, phase.end))
         throughput, nan_guard, preemption, callbacks = standard_callbacks(
             config, str(run_dir), examples, val_ds is not None, start_epoch > 0, best_value,
-            test_ds, phase.index, phase is phases[-1])
+            test_ds, phase.index, phase is phases[-1], batch_norm)
         callbacks += app.callbacks(str(run_dir))
         if len(phases) > 1:
             print(f"Epochs {start_epoch + 1}-{phase.end}: "
@@ -294,6 +308,10 @@ def _train(config, strategy, claimed):
     best = run_dir / "checkpoints" / "best.weights.h5"
     if config.callbacks.restore_best and val_ds is not None and best.exists():
         load_weights_without_optimizer(model, best)  # it may be an earlier phase's
+        # Its BatchNorm statistics are the ones recomputed before that epoch's validation.
+        print(_restored_message(run_dir, monitored(True), best_value), flush=True)
+    else:
+        batch_norm.recompute()
     require_free_space(run_dir, saved_bytes(model), "the trained model (model.keras)")
     model.save(run_dir / "model.keras")
     test = model.evaluate(test_ds, return_dict=True, verbose=0) if test_ds is not None else {}
