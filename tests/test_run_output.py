@@ -4,6 +4,7 @@ per epoch in a log, whole-epoch axes, and no figure an app did not measure."""
 import json
 
 import matplotlib
+import numpy as np
 import pytest
 
 from training import plots
@@ -66,3 +67,31 @@ def test_keras_progress_is_a_bar_only_on_a_terminal(monkeypatch, verbose, tty, e
 
     monkeypatch.setattr("sys.stdout.isatty", lambda: tty)
     assert RuntimeConfig(verbose=verbose).keras_verbose() == expected
+
+
+def test_a_model_no_better_than_the_majority_class_says_so_beside_the_baseline(cli, tmp_path):
+    # Noise images whose labels follow nothing, 3 of 4 in one class: no model can beat 75%.
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(48):
+        label = "common" if i % 4 else "rare"
+        (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
+            tmp_path / "data" / label / f"{i}.png")
+    result = cli("train", "--app", "image_classification", "--set", f"data.dir={tmp_path / 'data'}",
+                 "--set", "model.width_multiplier=0.25", "--set", "epochs=2",
+                 "--set", "batch_size=16", "--set", "export.enabled=false",
+                 "--set", "data.validation_split=0.3", "--set", "data.test_split=0.3",
+                 "--set", "callbacks.tensorboard=false", "--set", f"run_dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-1500:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    matrix = np.array(metrics["confusion_matrix"])
+    assert metrics["baseline"]["test"] == {"class": "common",
+                                           "accuracy": matrix[0].sum() / matrix.sum()}
+    assert f"(majority-class baseline: accuracy {matrix[0].sum() / matrix.sum():.4f}, always " \
+           "'common')" in result.stdout
+    last = result.stdout.strip().splitlines()[-2:]
+    assert last[0].startswith("warning: validation accuracy never beat the majority-class rate")
+    assert last[1].startswith("warning: test accuracy ") and "not clearly above" in last[1]
+    assert last == metrics["warnings"]

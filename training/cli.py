@@ -224,6 +224,10 @@ def print_results(metrics):
     from training.run import report_scalars
 
     test = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
+    baseline = metrics.get("baseline", {}).get("test")
+    if test and baseline:
+        test += (f" (majority-class baseline: accuracy {baseline['accuracy']:.4f}, always "
+                 f"{baseline['class']!r})")
     if test:
         print(f"\nTest on {metrics['test_examples']:,} examples: {test}")
     extra = report_scalars(metrics)
@@ -236,6 +240,8 @@ def print_results(metrics):
     print(f"Run directory: {metrics['run_dir']}")
     if "export" in metrics:
         print(f"Exported SavedModel: {metrics['export']}")
+    for warning in metrics.get("warnings", []):
+        print(warning)
 
 
 def _serving_module(name):

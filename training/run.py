@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from serving.layout import model_name_problem
-from training import artifacts, backend, fine_tuning, input_pipeline, litert, plots
+from training import artifacts, backend, baselines, fine_tuning, input_pipeline, litert, plots
 from training import run_dir as run_dirs
 from training.app import App
 from training.batch_norm_statistics import BatchNormStatistics, sample_batches
@@ -148,6 +148,26 @@ def _restored_message(run_dir, monitor, best_value):
             f"{monitor} ({float(best[monitor]):.4f}; callbacks.restore_best=false keeps the last)")
 
 
+def _baseline_warnings(app, config, metrics, val_ds, run_dir, steps):
+    """Warning lines when validation never beat the majority class, or test does not clearly
+    beat it (classification apps); the validation baseline goes into metrics["baseline"]."""
+    names = app.class_names()
+    if "baseline" not in metrics:
+        return []
+    warnings = []
+    with open(run_dir / "history.csv", newline="") as f:
+        accuracies = [float(r["val_accuracy"]) for r in csv.DictReader(f) if r.get("val_accuracy")]
+    if val_ds is not None and accuracies:
+        baseline = baselines.majority(baselines.label_counts(val_ds, len(names)), names)
+        metrics["baseline"]["validation"] = baseline
+        warnings.append(baselines.validation_warning(accuracies, baseline, steps,
+                                                     config.optimizer.learning_rate))
+    matrix = np.array(metrics["confusion_matrix"])
+    warnings.append(baselines.test_warning(float(np.trace(matrix) / max(matrix.sum(), 1)),
+                                           metrics["baseline"]["test"]))
+    return [w for w in warnings if w]
+
+
 def _confusion(model, dataset, num_classes):
     matrix = np.zeros((num_classes, num_classes), np.int64)
     for features, labels in dataset:
@@ -167,6 +187,7 @@ def write_report(app, model, history, test_ds, run_dir):
         matrix = _confusion(model, test_ds, len(names))
         plots.confusion_matrix(matrix, names, run_dir / "confusion_matrix.png")
         extra["confusion_matrix"] = matrix.tolist()
+        extra["baseline"] = {"test": baselines.majority(matrix.sum(axis=1), names)}
     extra.update(app.report(model, test_ds, str(run_dir)) or {})
     return extra
 
@@ -202,7 +223,7 @@ PIPELINE_KEYS = frozenset({
     "app", "test", "epochs_completed", "train_seconds", "pretrain_seconds",
     "train_examples_per_sec", "train_examples", "validation_examples", "test_examples",
     "global_batch_size", "replicas", "strategy", "backend", "params", "class_names", "confusion_matrix",
-    "export", "run_dir"})
+    "baseline", "warnings", "export", "run_dir"})
 
 
 def report_scalars(metrics):
@@ -334,6 +355,8 @@ def _train(config, strategy, claimed):
     if type(app).pretrain is not App.pretrain:  # the app has an unsupervised stage
         metrics["pretrain_seconds"] = pretrain_seconds
     metrics.update(write_report(app, model, history, test_ds, run_dir))
+    metrics["warnings"] = _baseline_warnings(app, config, metrics, val_ds, run_dir,
+                                             steps * metrics["epochs_completed"])
     if config.export.enabled:
         metrics["export"] = str(export_model(app, model, config, run_dir=run_dir))
     metrics["run_dir"] = str(run_dir)
