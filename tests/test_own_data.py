@@ -174,6 +174,30 @@ def test_texts_from_folders_and_a_csv_skip_what_cannot_be_read(tmp_path, capsys)
         texts.csv_texts(tmp_path / "reviews.csv", "text", "stars", 0.1, 0.2)
 
 
+def test_a_text_folder_as_data_dir_alone_is_read_and_one_long_text_does_not_set_the_length(
+        tmp_path, capsys):
+    # The README's command: data.dir alone used to be taken for a TFDS dir of fashion_mnist.
+    from training.registry import get_app
+
+    for i in range(40):
+        for label, word in (("neg", "awful"), ("pos", "great")):
+            (tmp_path / "texts" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "texts" / label / f"{i}.txt").write_text(f"a {word} film, number {i}")
+    (tmp_path / "texts" / "pos" / "long.txt").write_text("word " * 50_000)  # a 250 KB page
+    config = load_config("sequence_modeling", None, [f"data.dir={tmp_path / 'texts'}",
+                                                     "data.test_split=0", "data.validation_split=0"])
+    app = get_app("sequence_modeling")(config)
+    assert app.images is None and app.class_names() == ["neg", "pos"]
+    capsys.readouterr()
+    train_texts = app.build_data("train")
+    assert config.data.text_length == 5  # "a great film, number 7"
+    assert capsys.readouterr().out.strip() == (
+        "data.text_length=5: 95% of the 81 training texts have at most 5 words; the 1 longer "
+        "ones are cut (set data.text_length to choose)")
+    assert train_texts is not None
+    assert app.vectorizer(tf.constant(["word " * 50_000])).shape == (1, 5)  # cut to the length
+
+
 def test_a_csv_of_texts_trains_and_the_export_takes_raw_strings(tmp_path):
     words = {"neg": "awful boring dull", "pos": "great moving fun"}
     lines = ["text,label"] + [f"{words[label]} take {i},{label}" for i in range(60) for label in words]

@@ -109,8 +109,9 @@ def is_folder_of_classes(data):
     if not data.dir or not Path(data.dir).is_dir():
         return False
     directory = Path(data.dir)
+    tfds_dir = bool(data.name) and (directory / data.name).is_dir()  # "": the folder itself
     return (not any(_idx_path(directory, stem) for pair in IDX_FILES.values() for stem in pair)
-            and not (directory / data.name).is_dir() and has_class_folders(directory))
+            and not tfds_dir and has_class_folders(directory))
 
 
 def image_source(data):

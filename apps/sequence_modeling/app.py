@@ -49,9 +49,8 @@ class SequenceDataConfig(DataConfig):
                                  ge=1)
     max_tokens: int = option(20000, "vocabulary size for text classification", ge=3)
     text_length: int = option(0, "words kept per text (text classification), longer texts are cut; "
-                              "0: each batch's longest under TensorFlow, "
-                              f"{token_ids.DEFAULT_TEXT_LENGTH} under JAX/PyTorch, which compile "
-                              "one step per length", ge=0)
+                              f"0: from the data, the {texts.LENGTH_PERCENTILE}th percentile of the "
+                              f"training texts' word counts, at most {texts.MAX_TEXT_LENGTH}", ge=0)
     test_split: float = option(0.2, "held out for testing: forecasting's most recent fraction; texts "
                                "without a test/ folder, by hash", ge=0, lt=1)
 
@@ -97,9 +96,6 @@ class SequenceModeling(App):
         # The backend the run trains (or trained) under: a run trained under JAX takes ids when
         # exported under TensorFlow too.
         self.strings_in_model = resolve_backend(config.runtime.backend) == "tensorflow"
-        text_classification = config.task == "classification" and self.images is None
-        if text_classification and not self.strings_in_model and not d.text_length:
-            d.text_length = token_ids.DEFAULT_TEXT_LENGTH  # config.yaml records it
         if config.task == "forecasting" and not (d.path and d.column):
             raise ConfigError("Forecasting needs data.path=FILE.csv and data.column=NAME")
         self.vectorizer = None
@@ -137,8 +133,10 @@ class SequenceModeling(App):
             else:
                 ds = tfds_labelled(d.name, split, d.validation_split, d.dir, d.download, d.limit)
             if split == "train" and self.vectorizer is None:
+                if not d.text_length:  # one fixed length: config.yaml records it
+                    d.text_length = texts.length_from_data(ds.map(lambda text, label: text))
                 self.vectorizer = keras.layers.TextVectorization(
-                    d.max_tokens, output_sequence_length=d.text_length or None, name="vectorize")
+                    d.max_tokens, output_sequence_length=d.text_length, name="vectorize")
                 self.vectorizer.adapt(ds.map(lambda text, label: text).batch(256))
             if not self.strings_in_model:
                 ds = ds.map(lambda text, label: (tf.cast(self.vectorizer(text), tf.int32), label))

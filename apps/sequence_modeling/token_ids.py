@@ -15,9 +15,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# Words kept per text under a backend without strings in the model, when data.text_length=0.
-DEFAULT_TEXT_LENGTH = 256
-
 
 @keras.saving.register_keras_serializable(package="keras_app_templates")
 class TokenVocabulary(keras.layers.Layer):
