@@ -101,6 +101,34 @@ def test_odd_image_formats_decode_to_the_configured_size_and_channels():
     assert np.array_equal(decode_image(_encoded(Image.fromarray(rgb), "PNG"), (20, 30), 3), rgb)
 
 
+def test_transparent_pixels_are_drawn_on_the_background_and_blank_images_are_counted(
+        tmp_path, capsys):
+    # A symbolic icon: RGB all 0, the shape in alpha alone. Decoded to RGB it was blank.
+    alpha = np.zeros((12, 12), np.uint8)
+    alpha[3:9, 3:9] = 255
+    alpha[0, 0] = 128  # half transparent: halfway to the background
+    icon = Image.fromarray(np.dstack([np.zeros((12, 12, 3), np.uint8), alpha]), "RGBA")
+    on_white = decode_image(_encoded(icon, "PNG"), (12, 12), 1).numpy()[..., 0]
+    assert on_white[5, 5] == 0 and on_white[1, 1] == 255 and on_white[0, 0] == 127
+    assert decode_image(_encoded(icon, "PNG"), (12, 12), 3, background=0).numpy().max() == 0
+    palette = Image.fromarray(np.where(alpha == 255, 1, 0).astype(np.uint8), "P")
+    palette.putpalette([0, 0, 0, 0, 0, 0])  # both entries black, entry 0 transparent
+    palette.info["transparency"] = 0
+    drawn = decode_image(_encoded(palette, "PNG", transparency=0), (12, 12), 1).numpy()[..., 0]
+    assert drawn[5, 5] == 0 and drawn[1, 1] == 255
+
+    for i in range(20):  # a class of fully transparent images: blank once decoded
+        for label, image in (("shape", icon), ("empty", Image.new("RGBA", (12, 12)))):
+            (tmp_path / "icons" / label).mkdir(parents=True, exist_ok=True)
+            image.save(tmp_path / "icons" / label / f"{i}.png")
+    from apps.image_classification.folders import FolderImages
+
+    FolderImages(tmp_path / "icons", validation_split=0, test_split=0).dataset("train")
+    assert capsys.readouterr().out.strip() == (
+        "warning: 20 of 40 train images are one flat colour once decoded (transparent ones are "
+        "drawn on data.background=255); check that the folders hold what you expect")
+
+
 @pytest.fixture(scope="module")
 def folder_run(tmp_path_factory):
     """One epoch on a 3-class folder with bad files; (run dir, metrics, printed output)."""

@@ -67,6 +67,9 @@ class ImageDataConfig(DataConfig):
     test_split: float = option(0.2, "folder without test/: fraction held out for testing, by a "
                                "hash of each path", ge=0, lt=1)
     classes: Optional[List[str]] = option(None, "folder: use only these class folders")
+    background: int = option(255, "transparent pixels (PNG alpha, palette transparency) are drawn "
+                             "on this gray level, in training, predict and image_bytes alike: "
+                             "255 white, 0 black", ge=0, le=255)
 
 
 @dataclass
@@ -129,7 +132,8 @@ class ImageClassification(App):
         pixels = self.serving_signature(model).fn
 
         def from_bytes(data):
-            images = tf.map_fn(lambda one: decode_image(one, (height, width), channels), data,
+            images = tf.map_fn(lambda one: decode_image(one, (height, width), channels,
+                                                        self.config.data.background), data,
                                fn_output_signature=tf.TensorSpec((height, width, channels), tf.uint8))
             return pixels(images)
 

@@ -124,7 +124,7 @@ def image_source(data):
     from apps.image_classification.folders import FolderImages
 
     return FolderImages(data.dir, data.image_size, data.channels, data.validation_split,
-                        data.test_split, data.limit, data.classes)
+                        data.test_split, data.limit, data.classes, data.background)
 
 
 def missing_data_message(name, data_dir):

@@ -18,16 +18,32 @@ from training.folder_data import list_labelled_files, skipped_report
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 CACHE_SHARE = 0.25  # of the machine's memory: the most the decoded images may take in data.cache
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # ITU-R 601, as tf.image.rgb_to_grayscale
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CONSTANT_SHARE = 0.01  # a split with more constant (blank) images than this is warned about
 
 
-def decode_image(data, size, channels):
+def _composited_png(data, background):
+    """A PNG's RGB over a `background` gray level, by its alpha (an alpha channel, or a
+    palette's or a colour's transparency, which decode_png turns into alpha); opaque pixels
+    stay exact."""
+    rgba = tf.cast(tf.io.decode_png(data, channels=4), tf.float32)
+    alpha = rgba[..., 3:] / 255.0
+    rgb = rgba[..., :3] * alpha + float(background) * (1.0 - alpha)
+    return tf.cast(tf.clip_by_value(tf.round(rgb), 0, 255), tf.uint8)
+
+
+def decode_image(data, size, channels, background=255):
     """Encoded image bytes -> uint8 [height, width, channels] at `size`.
 
     Decoded to RGB first: TF's decoders refuse 1 channel for CMYK JPEGs, BMPs and GIFs.
+    A PNG's transparent pixels become `background` (0-255 gray; data.background): decoding to
+    RGB drops alpha, and symbolic icons, drawn in alpha alone over RGB 0, came out blank.
     Gray is rounded (a gray PNG comes back exact); an image already at `size` is not
     resampled, so its pixels stay exact too.
     """
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)  # GIF: first frame
+    is_png = tf.equal(tf.strings.substr(data, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
+    image = tf.cond(is_png, lambda: _composited_png(data, background),
+                    lambda: tf.io.decode_image(data, channels=3, expand_animations=False))  # GIF: frame 1
     image.set_shape([None, None, 3])
     if channels == 1:
         gray = tf.tensordot(tf.cast(image, tf.float32), tf.constant(GRAY_WEIGHTS), axes=1)
@@ -47,9 +63,10 @@ class FolderImages:
     """One image classification data set from class folders (see training/folder_data.py)."""
 
     def __init__(self, data_dir, image_size=None, channels=None, validation_split=0.1,
-                 test_split=0.2, limit=None, classes=None):
+                 test_split=0.2, limit=None, classes=None, background=255):
         self.data_dir = data_dir
         self.limit = limit
+        self.background = background
         self._listing = list_labelled_files(data_dir, IMAGE_SUFFIXES, validation_split, test_split,
                                             classes, what="images")
         self.class_names = self._listing.class_names
@@ -92,7 +109,7 @@ class FolderImages:
         return needed <= budget
 
     def _load(self, path, label):
-        return decode_image(tf.io.read_file(path), self.size, self.channels), label
+        return decode_image(tf.io.read_file(path), self.size, self.channels, self.background), label
 
     def _check_all(self):
         """The files of each split that decode, found by one pass of the training decode (tf.data,
@@ -102,10 +119,14 @@ class FolderImages:
                  for rel, label in files]
         paths = [self._path(rel) for _, rel, _ in items]
         found = tf.data.Dataset.from_tensor_slices((paths, tf.range(len(paths), dtype=tf.int64)))
-        # The pixels' max keeps the decode from being pruned as unused.
-        found = found.map(lambda path, i: (i, tf.reduce_max(self._load(path, i)[0])),
-                          num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-        ok = {int(i) for i, _ in found.as_numpy_iterator()}
+
+        def constant(path, i):  # also keeps the decode from being pruned as unused
+            image = self._load(path, i)[0]
+            return i, tf.reduce_max(image) == tf.reduce_min(image)
+
+        found = found.map(constant, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+        checked = dict(found.as_numpy_iterator())
+        ok = set(checked)
         self._good = {split: [] for split in listing.splits}
         for i, (split, rel, label) in enumerate(items):
             if i in ok:
@@ -114,6 +135,12 @@ class FolderImages:
         if bad:
             print(skipped_report(sorted(bad), listing.total(),
                                  "files that are not readable images"), flush=True)
+        for split, files in self._good.items():
+            blank = sum(1 for i, (s, _, _) in enumerate(items) if s == split and checked.get(i))
+            if blank > CONSTANT_SHARE * len(files):
+                print(f"warning: {blank} of {len(files)} {split} images are one flat colour once "
+                      f"decoded (transparent ones are drawn on data.background={self.background}); "
+                      "check that the folders hold what you expect", flush=True)
         empty = [c for i, c in enumerate(self.class_names)
                  if not any(label == i for _, label in self._good["train"])]
         if len(empty) > len(self.class_names) - 2:
