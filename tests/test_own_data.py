@@ -273,3 +273,24 @@ def test_a_folder_too_big_for_memory_streams_every_epoch(folder_run, monkeypatch
     monkeypatch.setattr(folders, "CACHE_SHARE", 1e-9)  # a machine without room for 120 images
     assert not _cached(input_pipeline.make_dataset(app, "validation", config, strategy)[0])
     assert "they stream from disk every epoch" in capsys.readouterr().out
+
+
+def test_one_image_per_class_trains_and_says_what_it_used_instead_of_the_empty_splits(tmp_path, cli):
+    import yaml
+
+    for name in ("a", "b", "c"):
+        (tmp_path / "tiny" / name).mkdir(parents=True)
+        Image.fromarray(np.full((8, 6, 3), ord(name), np.uint8)).save(tmp_path / "tiny" / name / "1.png")
+    result = cli("train", "--app", "image_classification", "--set", f"data.dir={tmp_path / 'tiny'}",
+                 "--set", "epochs=1", "--set", "model.width_multiplier=0.25", "--set", "runtime.verbose=0",
+                 "--set", f"run_dir={tmp_path / 'run'}", "--set", f"export.dir={tmp_path / 'export'}")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-1500:]
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("warning: the validation split is empty") and "training loss" in line
+               for line in lines)
+    assert any(line.startswith("warning: the test split is empty") for line in lines)
+    assert (f"Data: 3 classes (a, b, c), 8x6x3 images from the class folders in {tmp_path / 'tiny'}; "
+            "3 training, 0 validation, 0 test examples") in lines
+    recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]
+    assert (recorded["format"], recorded["name"], recorded["image_size"], recorded["channels"],
+            recorded["classes"]) == ("folder", "", [8, 6], 3, ["a", "b", "c"])

@@ -76,6 +76,9 @@ def classification_signature(model, spec, class_names, resources=(), examples=No
                             resources=list(resources))
 
 
+SHOWN_CLASSES = 5  # class names in the line that starts a run
+
+
 class App:
     """Base class of every task template.
 
@@ -134,6 +137,15 @@ class App:
     def class_names(self) -> Optional[List[str]]:
         """Label names for classification tasks (enables the confusion matrix), else None."""
         return None
+
+    def describe_data(self) -> str:
+        """What the run reads, in a few words, for the line that starts it (the example counts
+        follow). Default: the class count and names, if any."""
+        names = self.class_names()
+        if not names:
+            return ""
+        shown = ", ".join(names[:SHOWN_CLASSES]) + (", ..." if len(names) > SHOWN_CLASSES else "")
+        return f"{len(names)} classes ({shown})"
 
     def serving_signature(self, model: keras.Model) -> ServingSignature:
         """What the exported `serving_default` takes and returns.

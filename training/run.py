@@ -271,7 +271,14 @@ def _train(config, strategy, claimed):
               "checkpoint is chosen by training loss; raise data.validation_split or data.limit",
               flush=True)
     test_ds, test_examples = input_pipeline.make_dataset(app, "test", config, strategy)
+    if test_ds is None:
+        print("warning: the test split is empty, so the run ends without test metrics (the "
+              "model is exported as trained); give more data, or a test/ folder, or raise "
+              "data.test_split where the app has it", flush=True)
     steps = input_pipeline.batches_per_epoch(examples, config, strategy)
+    described = app.describe_data()
+    print(f"Data: {described + '; ' if described else ''}{examples:,} training, {val_examples:,} "
+          f"validation, {test_examples:,} test examples", flush=True)
 
     options = compile_options(config, strategy, steps)
     with strategy.scope():

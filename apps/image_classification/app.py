@@ -120,6 +120,10 @@ class ImageClassification(App):
     def class_names(self):
         return self.info.class_names
 
+    def describe_data(self):
+        height, width, channels = self.info.shape
+        return f"{super().describe_data()}, {height}x{width}x{channels} images {self.source.where()}"
+
     def serving_signature(self, model):
         shape = (None,) + tuple(model.inputs[0].shape[1:])
         return classification_signature(model, tf.TensorSpec(shape, tf.uint8, name="image"),

@@ -123,8 +123,13 @@ def image_source(data):
         raise ConfigError("data.format=folder needs data.dir=PATH: a folder of class folders of images")
     from apps.image_classification.folders import FolderImages
 
-    return FolderImages(data.dir, data.image_size, data.channels, data.validation_split,
-                        data.test_split, data.limit, data.classes, data.background)
+    folder = FolderImages(data.dir, data.image_size, data.channels, data.validation_split,
+                          data.test_split, data.limit, data.classes, data.background)
+    # What was resolved goes into config.yaml: a folder run said name fashion_mnist, channels null.
+    data.format, data.name = "folder", ""
+    data.image_size, data.channels = list(folder.size), folder.channels
+    data.classes = list(folder.class_names)
+    return folder
 
 
 def missing_data_message(name, data_dir):
@@ -168,6 +173,12 @@ class ImageSource:
     def fits_in_memory(self, split):
         """IDX arrays are in memory already; TFDS sets by name are cached as they always were."""
         return True
+
+    def where(self):
+        """Where the examples come from, for the line that starts a run."""
+        if self.idx_dir is not None:
+            return f"from the IDX files in {self.idx_dir}"
+        return f"from TFDS {self.name}"
 
     # -- examples -------------------------------------------------------------
     def dataset(self, split) -> Optional[tf.data.Dataset]:

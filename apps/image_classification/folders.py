@@ -77,6 +77,10 @@ class FolderImages:
     def info(self) -> ImageDataInfo:
         return ImageDataInfo((*self.size, self.channels), len(self.class_names), self.class_names)
 
+    def where(self):
+        """Where the examples come from, for the line that starts a run."""
+        return f"from the class folders in {self.data_dir}"
+
     def _path(self, rel):
         return os.path.join(self._listing.root, rel)
 
