@@ -220,8 +220,8 @@ def test_a_text_folder_as_data_dir_alone_is_read_and_one_long_text_does_not_set_
     train_texts = app.build_data("train")
     assert config.data.text_length == 5  # "a great film, number 7"
     assert capsys.readouterr().out.strip() == (
-        "data.text_length=5: 95% of the 81 training texts have at most 5 words; the 1 longer "
-        "ones are cut (set data.text_length to choose)")
+        "data.text_length=5: 95% of the 81 training texts have at most 5 words; longer texts (1) "
+        "are cut to it (set data.text_length to choose)")
     assert train_texts is not None
     assert app.vectorizer(tf.constant(["word " * 50_000])).shape == (1, 5)  # cut to the length
 
@@ -294,3 +294,27 @@ def test_one_image_per_class_trains_and_says_what_it_used_instead_of_the_empty_s
     recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]
     assert (recorded["format"], recorded["name"], recorded["image_size"], recorded["channels"],
             recorded["classes"]) == ("folder", "", [8, 6], 3, ["a", "b", "c"])
+
+
+def test_kat_data_shows_what_a_run_would_train_on_without_building_a_model(tmp_path, cli):
+    data = fashion_folder(tmp_path / "photos")
+    noise = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(data / "trouser" / "wide.png")
+    result = cli("data", "--app", "image_classification", "--set", f"data.dir={data}",
+                 "--set", "data.test_split=0.25", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-1500:]
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [
+        f"Data: 3 classes (pullover, trouser, tshirt), 28x28x1 images from the class folders in {data}",
+        "Skipped 4 of 125 files that are not readable images: pullover/cut.png, trouser/empty.jpg, "
+        "tshirt/.DS_Store, tshirt/notes.txt"]
+    counts = {line.split(":")[0]: line for line in lines[2:5]}
+    assert set(counts) == {"train", "validation", "test"}
+    assert sum(int(line.split(":")[1].split()[0].replace(",", "")) for line in counts.values()) == 121
+    assert "per class: " in counts["train"] and "tshirt" in counts["train"]
+    # The file cut short still has a readable header; the decode pass above skipped it.
+    assert lines[5].startswith("Files: 122 images; sizes (width x height): 28x28 (121), 30x40 (1)")
+    assert "modes: L (121), RGB (1)" in lines[5] and lines[5].endswith("decoded to 28x28x1")
+    assert lines[6] == f"Samples of each class: {tmp_path / 'data_preview.png'}"
+    assert (tmp_path / "data_preview.png").stat().st_size > 1000
+    assert not (tmp_path / "runs").exists()

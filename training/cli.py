@@ -1,5 +1,5 @@
 """The command line, `python -m training` or `kat`: train, tune, evaluate, export, generate,
-list, serve, predict, new-app.
+list, data, serve, predict, new-app.
 
 Nothing is imported here that loads TensorFlow: `--help` and `list` answer at once, and each
 command imports what it runs. `train --app NAME --help` lists that app's config keys, their
@@ -153,6 +153,14 @@ def build_parser():
 
     sub.add_parser("list", help="list the installed apps")
 
+    data = sub.add_parser("data", help="what a run would train on: examples and classes per "
+                          "split, files found and skipped, samples per class (data_preview.png)")
+    data.add_argument("--app", help="app name; optional when --config names one")
+    data.add_argument("--config", help="YAML file of config keys, as for train")
+    data.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override one config key, as for train (e.g. --set data.dir=photos)")
+    data.add_argument("--out", default=".", help="where data_preview.png goes (default: .)")
+
     serve = sub.add_parser(
         "serve", help="local stand-in for TF Serving (same flags as tensorflow_model_server)")
     add_serving_flags(serve)
@@ -276,6 +284,12 @@ def run(args):
         from training import run as pipeline  # imports TensorFlow
 
         print_results(pipeline.train(config))
+    elif args.command == "data":
+        config = config_lib.load_config(args.app, args.config, args.set)
+        backend.select(config)
+        from training.data_preview import inspect  # imports TensorFlow
+
+        inspect(config, args.out)
     elif args.command == "tune":
         config = config_lib.load_config(args.app, args.config, args.set)
         backend.select(config)

@@ -33,6 +33,26 @@ def training_curves(history, path):
     return path
 
 
+def sample_grid(images_per_class, class_names, path):
+    """One row per class: its name, then its sample images (uint8 HxWxC, C 1 or 3)."""
+    columns = max(len(images) for images in images_per_class)
+    fig, axes = plt.subplots(len(class_names), columns, squeeze=False,
+                             figsize=(1.2 * columns + 1.5, 1.2 * len(class_names)))
+    for row, (images, name) in zip(axes, zip(images_per_class, class_names)):
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center")
+        for ax, image in zip(row, images):
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def confusion_matrix(matrix, class_names, path):
     """Row-normalised confusion matrix with counts, true class on rows."""
     matrix = np.asarray(matrix)

@@ -19,6 +19,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 CACHE_SHARE = 0.25  # of the machine's memory: the most the decoded images may take in data.cache
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # ITU-R 601, as tf.image.rgb_to_grayscale
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SHOWN_KINDS = 5  # image sizes and modes listed by `kat data`
 CONSTANT_SHARE = 0.01  # a split with more constant (blank) images than this is warned about
 
 
@@ -80,6 +81,32 @@ class FolderImages:
     def where(self):
         """Where the examples come from, for the line that starts a run."""
         return f"from the class folders in {self.data_dir}"
+
+    def file_summary(self):
+        """One line: the image sizes and modes (PIL's: L, RGB, RGBA, P, ...) of the files found,
+        the commonest first, read from the files' headers."""
+        from collections import Counter
+
+        from PIL import Image
+
+        sizes, modes = Counter(), Counter()
+        for files in self._listing.splits.values():
+            for rel, _ in files:
+                try:
+                    with Image.open(self._path(rel)) as image:
+                        sizes[f"{image.width}x{image.height}"] += 1
+                        modes[image.mode] += 1
+                except (OSError, ValueError):
+                    continue  # the decode pass reports it as skipped
+
+        def common(counter):
+            shown = ", ".join(f"{k} ({n:,})" for k, n in counter.most_common(SHOWN_KINDS))
+            return shown + (f", ... {len(counter) - SHOWN_KINDS} more" if len(counter) > SHOWN_KINDS
+                            else "")
+
+        return (f"Files: {sum(sizes.values()):,} images; sizes (width x height): {common(sizes)}; "
+                f"modes: {common(modes)}; each is decoded to {self.size[0]}x{self.size[1]}x"
+                f"{self.channels}")
 
     def _path(self, rel):
         return os.path.join(self._listing.root, rel)

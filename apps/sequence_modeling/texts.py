@@ -32,7 +32,7 @@ def length_from_data(texts):
     cut = int(np.sum(counts > length))
     print(f"data.text_length={length}: {LENGTH_PERCENTILE}% of the {len(counts):,} training texts "
           f"have at most {found} words" + (f" (capped at {MAX_TEXT_LENGTH})" if found > length else "")
-          + f"; the {cut:,} longer ones are cut (set data.text_length to choose)", flush=True)
+          + f"; longer texts ({cut:,}) are cut to it (set data.text_length to choose)", flush=True)
     return length
 
 
