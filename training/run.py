@@ -169,9 +169,15 @@ def _baseline_warnings(app, config, metrics, val_ds, run_dir, steps):
 
 
 def _confusion(model, dataset, num_classes):
+    """Counts of (true, predicted) class over `dataset`. Under TensorFlow the model runs as one
+    traced function: called batch by batch it ran op by op, which took longer than training on
+    small data. (Not Keras' predict: under tf.distribute it splits or shards the batches.)"""
+    forward = lambda x: model(x, training=False)  # noqa: E731
+    if keras.backend.backend() == "tensorflow":
+        forward = tf.function(forward, reduce_retracing=True)
     matrix = np.zeros((num_classes, num_classes), np.int64)
     for features, labels in dataset:
-        predicted = np.argmax(keras.ops.convert_to_numpy(model(features, training=False)), axis=-1)
+        predicted = np.argmax(keras.ops.convert_to_numpy(forward(features)), axis=-1)
         np.add.at(matrix, (np.asarray(labels).reshape(-1), predicted.reshape(-1)), 1)
     return matrix
 
