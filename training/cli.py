@@ -7,6 +7,7 @@ defaults and choices, from its config classes.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -279,6 +280,11 @@ def run(args):
         config = config_lib.load_config(args.app, args.config, overrides)
         backend.select(config)  # before anything imports Keras
         if args.print_config:
+            if "auto" in (config.epochs, config.batch_size):  # the numbers the run would use
+                from training.run import resolve_epochs
+
+                with contextlib.redirect_stdout(sys.stderr):  # its line; stdout stays YAML
+                    resolve_epochs(config)
             print(config_lib.to_yaml(config), end="")
             return 0
         from training import run as pipeline  # imports TensorFlow

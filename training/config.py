@@ -19,7 +19,7 @@ import dataclasses
 import sys
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
@@ -60,6 +60,7 @@ def _model_name(value):
     return model_name_problem(value) if value else None
 
 
+IntOrAuto = Union[int, Literal["auto"]]  # "auto": training/run_length.py
 Strategy = Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"]
 OptimizerName = Literal["auto", "adam", "adamw", "sgd", "rmsprop"]
 Schedule = Literal["cosine", "constant"]
@@ -170,8 +171,11 @@ class Config:
     """Everything one run needs. Apps subclass it to set their defaults."""
 
     app: str = option("", "app name (from --app or the config file)")
-    epochs: int = option(10, "passes over the training split", ge=1)
-    batch_size: int = option(128, "per replica; the global batch is batch_size x replicas", ge=1)
+    epochs: IntOrAuto = option(
+        10, "passes over the training split; auto: from the data, about 1,500 optimizer steps "
+        "(training/run_length.py)", ge=1)
+    batch_size: IntOrAuto = option(128, "per replica; the global batch is batch_size x replicas; "
+                                "auto: 128, smaller for small data (training/run_length.py)", ge=1)
     strategy: Strategy = option("auto", "tf.distribute strategy; auto: TPU, else all GPUs, else one device")
     run_dir: str = option("", "where the run's files go; default runs/<app>/<timestamp>")
     seed: int = option(42, "seed of weights, shuffling and augmentation", ge=0, lt=2**32)
@@ -184,7 +188,7 @@ class Config:
 
     def check(self):
         unfreeze = getattr(self.model, "unfreeze_after_epochs", None)
-        if unfreeze is not None and unfreeze >= self.epochs:
+        if unfreeze is not None and isinstance(self.epochs, int) and unfreeze >= self.epochs:
             return (f"model.unfreeze_after_epochs={unfreeze} leaves no epoch to fine-tune in; "
                     f"raise epochs above it (epochs={self.epochs})")
         return None
@@ -206,9 +210,22 @@ def _coerce(value, tp, key):
     origin = typing.get_origin(tp)
     if origin is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        words = [c for a in args for c in (typing.get_args(a) if typing.get_origin(a) is Literal else ())]
+        if value in words:  # e.g. epochs: Union[int, Literal["auto"]]
+            return value
+        if type(None) in typing.get_args(tp) and (
+                value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
             return None
-        return _coerce(value, args[0], key)
+        plain = [a for a in args if typing.get_origin(a) is not Literal]
+        if not plain:  # Optional[Literal[...]]: the Literal's own error
+            return _coerce(value, args[0], key)
+        try:
+            return _coerce(value, plain[0], key)
+        except ConfigError:
+            if not words:
+                raise
+            raise ConfigError(f"Config key '{key}' must be {_type_name(plain[0])} or one of: "
+                              f"{', '.join(words)}; got {value!r}") from None
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value in allowed:
@@ -312,7 +329,7 @@ def _validate(cls, name, value, key):
     bounds = key_meta(cls, name, "bounds") or {}
     items = value if isinstance(value, list) else [value]
     for item in items:
-        if item is None or isinstance(item, bool):
+        if item is None or isinstance(item, (bool, str)):  # bounds are for numbers
             continue
         if not all(BOUNDS[k][1](item, b) for k, b in bounds.items()):
             raise ConfigError(f"Config key '{key}' must be {bounds_text(bounds)}; got {value!r}")

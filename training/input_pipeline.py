@@ -7,6 +7,22 @@ import tensorflow as tf
 from training.contract import check_examples
 
 
+def counted(ds):
+    """(ds, its number of examples): when tf.data does not know it (after filter or window),
+    counted once, and tf.data told."""
+    examples = int(ds.cardinality())
+    if examples < 0:
+        examples = int(ds.reduce(0, lambda n, *_: n + 1))
+        ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
+    return ds, examples
+
+
+def training_examples(app):
+    """How many examples the app's training split holds (0 if none)."""
+    ds = app.build_data("train")
+    return 0 if ds is None else counted(ds)[1]
+
+
 def global_batch_size(config, strategy):
     """Per-replica `batch_size` x replicas in sync."""
     return config.batch_size * strategy.num_replicas_in_sync
@@ -28,10 +44,7 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None):
     if ds is None:
         return None, 0
     check_examples(app, split, ds)
-    examples = int(ds.cardinality())
-    if examples < 0:  # unknown (e.g. after filter or window): count once, then tell tf.data
-        examples = int(ds.reduce(0, lambda n, *_: n + 1))
-        ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
+    ds, examples = counted(ds)
     if config.data.cache and app.fits_in_memory(split):
         ds = ds.cache()
     batch = global_batch_size(config, strategy)

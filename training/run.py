@@ -11,7 +11,16 @@ import numpy as np
 import tensorflow as tf
 
 from serving.layout import model_name_problem
-from training import artifacts, backend, baselines, fine_tuning, input_pipeline, litert, plots
+from training import (
+    artifacts,
+    backend,
+    baselines,
+    fine_tuning,
+    input_pipeline,
+    litert,
+    plots,
+    run_length,
+)
 from training import run_dir as run_dirs
 from training.app import App
 from training.batch_norm_statistics import BatchNormStatistics, sample_batches
@@ -258,6 +267,7 @@ def train(config):
 def _train(config, strategy, claimed):
     run_dir = claimed.path
     app = get_app(config.app)(config)
+    run_length.resolve(config, input_pipeline.training_examples(app), strategy.num_replicas_in_sync)
     recover_backup(run_dir / "backup")
     resuming = (run_dir / "backup").exists()
     first_epoch = _resume_epoch(run_dir) if resuming else 0
@@ -376,6 +386,15 @@ def _train(config, strategy, claimed):
     with open(run_dir / run_dirs.FINISHED_MARKER, "w") as f:
         json.dump(metrics, f, indent=2)
     return metrics
+
+
+def resolve_epochs(config):
+    """`config` with `epochs`/`batch_size: auto` resolved as a one-device run would
+    (--print-config, tune)."""
+    if run_length.AUTO in (config.epochs, config.batch_size):
+        app = get_app(config.app)(config)
+        run_length.resolve(config, input_pipeline.training_examples(app))
+    return config
 
 
 def load_run(run_dir, overrides=()):

@@ -27,7 +27,7 @@ from apps.sequence_modeling.model import Perplexity, char_codes, recurrent_stack
 from layers import UnicodeCodepoints
 from training.app import App, ServingSignature, classification_signature
 from training.backend import resolve as resolve_backend
-from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
+from training.config import Config, DataConfig, IntOrAuto, ModelConfig, OptimizerConfig, option
 from training.datasets import split_range, tfds_info, tfds_labelled
 from training.errors import ConfigError
 
@@ -70,7 +70,7 @@ class SequenceModelingConfig(Config):
     app: str = "sequence_modeling"
     task: Task = option("classification",
                         "what to predict: a label, the next character, or the next CSV value")
-    epochs: int = 10
+    epochs: IntOrAuto = 10
     data: SequenceDataConfig = field(default_factory=SequenceDataConfig)
     model: SequenceModelConfig = field(default_factory=SequenceModelConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(learning_rate=2e-3))

@@ -22,7 +22,7 @@ from apps.image_classification.app import ImageClassification, ImageDataConfig
 from apps.unsupervised_pretraining import plots
 from apps.unsupervised_pretraining.rbm_training import PCD_MAX_MOMENTUM, fit_rbm
 from training import plots as shared_plots
-from training.config import Config, ModelConfig, OptimizerConfig, option
+from training.config import Config, IntOrAuto, ModelConfig, OptimizerConfig, option
 
 FEATURE_BATCH = 1024  # batch for computing a layer's features once, before caching
 
@@ -74,7 +74,8 @@ class DBNDataConfig(ImageDataConfig):
 @dataclass
 class DBNConfig(Config):
     app: str = "unsupervised_pretraining"
-    epochs: int = option(20, "fine-tuning epochs (pretrain.epochs is per RBM)")
+    epochs: IntOrAuto = option(20, "fine-tuning epochs (pretrain.epochs is per RBM); auto: from the "
+                            "data (training/run_length.py)", ge=1)
     data: DBNDataConfig = field(default_factory=DBNDataConfig)
     model: DBNModelConfig = field(default_factory=DBNModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
