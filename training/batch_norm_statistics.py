@@ -31,7 +31,16 @@ def batch_norm_layers(model):
             and layer.built]
 
 
-def sample_batches(app, config, batches):
+def normalized_batch(config, replicas):
+    """The examples BatchNorm normalizes together in training: one replica's batch under
+    tf.distribute (Keras' BatchNorm is per replica there); the whole global batch under JAX's
+    DataParallel, whose compiled step takes the mean over the sharded batch."""
+    if keras.backend.backend() == "tensorflow":
+        return config.batch_size
+    return config.batch_size * replicas
+
+
+def sample_batches(app, config, batches, batch_size):
     """A fixed sample of `batches` batches of `batch_size` training examples (the same every
     time it is iterated, so a resumed run recomputes what an uninterrupted one did), or None."""
     import tensorflow as tf
@@ -39,10 +48,10 @@ def sample_batches(app, config, batches):
     ds = app.build_data("train")
     if ds is None or batches < 1:
         return None
-    size = config.batch_size * batches
+    size = batch_size * batches
     ds = ds.shuffle(min(config.data.shuffle_buffer, SAMPLE_BUFFER_BATCHES * size),
                     seed=config.seed, reshuffle_each_iteration=False).take(size)
-    ds = ds.batch(config.batch_size)
+    ds = ds.batch(batch_size)
     if config.data.cache and app.fits_in_memory("train"):
         ds = ds.cache()
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -23,7 +23,7 @@ from training import (
 )
 from training import run_dir as run_dirs
 from training.app import App
-from training.batch_norm_statistics import BatchNormStatistics, sample_batches
+from training.batch_norm_statistics import BatchNormStatistics, normalized_batch, sample_batches
 from training.callbacks import (
     load_weights_without_optimizer,
     monitored,
@@ -307,8 +307,9 @@ def _train(config, strategy, claimed):
         check_features(app, model, train_ds.element_spec)
         if config.model.init_from and not resuming:  # a resume restores every weight
             fine_tuning.init_from(model, config.model.init_from, app.class_names())
-    batch_norm = BatchNormStatistics(model, sample_batches(app, config,
-                                                           config.callbacks.batch_norm_batches))
+    batch_norm = BatchNormStatistics(model, sample_batches(
+        app, config, config.callbacks.batch_norm_batches,
+        normalized_batch(config, strategy.num_replicas_in_sync)))
     best_value = _trim_history(run_dir, first_epoch, val_ds is not None) if resuming else None
     history, epoch_seconds, train_seconds = {}, [], 0.0
     for phase in phases:
