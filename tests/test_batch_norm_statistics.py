@@ -22,7 +22,7 @@ def test_recomputed_statistics_are_the_population_moments_and_frozen_layers_keep
     model = keras.Model(inputs, outputs)
     frozen.trainable = False
     frozen.moving_mean.assign(np.full(4, 7.0, "float32"))
-    batches = [(data[i:i + 16], None) for i in range(0, 64, 16)]
+    batches = [(data[i:i + 24], None) for i in range(0, 64, 24)]  # 24, 24 and 16 examples
 
     assert BatchNormStatistics(model, batches).recompute() == 1
     # The first layer sees the data itself: its statistics are the data's, over every example

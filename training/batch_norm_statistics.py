@@ -11,12 +11,14 @@ exported. Keras has no such facility, hence written here.
 
 How: each trainable BatchNormalization's momentum is 0 while the model runs in training mode
 on one batch, so its moving mean and variance become that batch's (per layer, as the layers
-above it normalize with their batch statistics, as in training). Over the batches, the mean is
-the mean of the batch means and the variance E[x^2] - mean^2 over all the examples seen
-(the batches have equal sizes). Frozen layers (trainable=False, as in a frozen backbone) run in
+above it normalize with their batch statistics, as in training). Over the batches, weighted by
+their sizes, the mean is the mean of the batch means and the variance E[x^2] - mean^2 over all
+the examples seen. Frozen layers (trainable=False, as in a frozen backbone) run in
 inference mode and keep theirs. Under tf.distribute the batches run in cross-replica context
 on the run's own sample, so every replica and every worker gets the same statistics.
 """
+
+import contextlib
 
 import keras
 import numpy as np
@@ -101,11 +103,12 @@ class BatchNormStatistics:
                 for features, _ in self.batches:
                     if keras.backend.backend() != "tensorflow":
                         features = _to_numpy(features)
+                    size = int(keras.tree.flatten(features)[0].shape[0])
                     values = [np.asarray(v, np.float64) for v in forward(features)]
-                    moments = [m for mean, var in zip(values[::2], values[1::2])
+                    moments = [size * m for mean, var in zip(values[::2], values[1::2])
                                for m in (mean, var + mean ** 2)]
                     sums = moments if sums is None else [s + m for s, m in zip(sums, moments)]
-                    count += 1
+                    count += size
         finally:
             for layer, momentum in zip(layers, momenta):
                 layer.momentum = momentum
@@ -120,8 +123,6 @@ class BatchNormStatistics:
 
     def _scope(self):
         """The strategy the model's variables were made in (TensorFlow), else no scope."""
-        import contextlib
-
         strategy = getattr(self.model, "distribute_strategy", None)
         return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
