@@ -83,7 +83,7 @@ class BatchNormStatistics:
         def graph_forward(features):
             return [tf.identity(v.value) for v in forward(features)]
 
-        return tf.function(graph_forward, reduce_retracing=True)
+        return tf.function(graph_forward, reduce_retracing=True, autograph=False)
 
     def recompute(self):
         """Returns the number of layers set (0: the model has none, or there is no sample)."""

@@ -183,7 +183,7 @@ def _confusion(model, dataset, num_classes):
     small data. (Not Keras' predict: under tf.distribute it splits or shards the batches.)"""
     forward = lambda x: model(x, training=False)  # noqa: E731
     if keras.backend.backend() == "tensorflow":
-        forward = tf.function(forward, reduce_retracing=True)
+        forward = tf.function(forward, reduce_retracing=True, autograph=False)
     matrix = np.zeros((num_classes, num_classes), np.int64)
     for features, labels in dataset:
         predicted = np.argmax(keras.ops.convert_to_numpy(forward(features)), axis=-1)
