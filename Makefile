@@ -102,7 +102,7 @@ lint: $(INSTALLED)
 # README table (benchmarks/report.py). A failed one fails the target; its row says nan or not run.
 BENCHMARKS ?= input_pipeline hardware_efficiency fused_batch_norm mixed_precision rbm_vs_sklearn \
 	serving_latency serving_load serving_warmup_batching accuracy_vs_time forecast_vs_naive \
-	dbn_semi_supervised folder_vs_idx transfer litert_int8 backends
+	dbn_semi_supervised folder_vs_idx transfer small_data litert_int8 backends
 results: setup
 	$(PY) benchmarks/results_table.py $(ARGS)
 
