@@ -281,10 +281,10 @@ def run(args):
         backend.select(config)  # before anything imports Keras
         if args.print_config:
             if "auto" in (config.epochs, config.batch_size):  # the numbers the run would use
-                from training.run import resolve_epochs
+                from training.run import resolve_run_length
 
                 with contextlib.redirect_stdout(sys.stderr):  # its line; stdout stays YAML
-                    resolve_epochs(config)
+                    resolve_run_length(config)
             print(config_lib.to_yaml(config), end="")
             return 0
         from training import run as pipeline  # imports TensorFlow

@@ -28,7 +28,7 @@ def global_batch_size(config, strategy):
     return config.batch_size * strategy.num_replicas_in_sync
 
 
-def make_dataset(app, split, config, strategy, training=False, epochs=None):
+def make_dataset(app, split, config, strategy, training=False, epochs=None, examples=None):
     """(batched dataset, number of examples) of the app's `split`, or (None, 0).
 
     cache (decoded examples, in memory, with data.cache unless the app says they would not
@@ -39,12 +39,16 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None):
     epochs=(first, end): one stream of epochs first..end-1 whose shuffle seed
     is derived from the epoch number, so a run resumed at epoch k sees the
     same batches as an uninterrupted one (fit it with steps_per_epoch).
+    examples: the split's size when the caller counted it already (training_examples).
     """
     ds = app.build_data(split)
     if ds is None:
         return None, 0
     check_examples(app, split, ds)
-    ds, examples = counted(ds)
+    if examples is None:
+        ds, examples = counted(ds)
+    else:  # counted already (training_examples): tell tf.data, do not count again
+        ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
     if config.data.cache and app.fits_in_memory(split):
         ds = ds.cache()
     batch = global_batch_size(config, strategy)

@@ -267,7 +267,8 @@ def train(config):
 def _train(config, strategy, claimed):
     run_dir = claimed.path
     app = get_app(config.app)(config)
-    run_length.resolve(config, input_pipeline.training_examples(app), strategy.num_replicas_in_sync)
+    train_examples = input_pipeline.training_examples(app)
+    run_length.resolve(config, train_examples, strategy.num_replicas_in_sync)
     recover_backup(run_dir / "backup")
     resuming = (run_dir / "backup").exists()
     first_epoch = _resume_epoch(run_dir) if resuming else 0
@@ -276,7 +277,7 @@ def _train(config, strategy, claimed):
     phases = [p for p in fine_tuning.phases(config) if p.end > first_epoch]  # the epochs to do
     train_ds, examples = input_pipeline.make_dataset(
         app, "train", config, strategy, training=True,
-        epochs=(max(phases[0].start, first_epoch), phases[0].end))
+        epochs=(max(phases[0].start, first_epoch), phases[0].end), examples=train_examples)
     if train_ds is None:
         raise ConfigError("The training split is empty; raise data.limit or lower "
                           "data.validation_split")
@@ -320,7 +321,8 @@ def _train(config, strategy, claimed):
             compile_model(model, app, config, steps, options, phase)
         if phase is not phases[0]:
             train_ds, _ = input_pipeline.make_dataset(app, "train", config, strategy, training=True,
-                                                      epochs=(start_epoch, phase.end))
+                                                      epochs=(start_epoch, phase.end),
+                                                      examples=examples)
         throughput, nan_guard, preemption, callbacks = standard_callbacks(
             config, str(run_dir), examples, val_ds is not None, start_epoch > 0, best_value,
             test_ds, phase.index, phase is phases[-1], batch_norm)
@@ -389,7 +391,7 @@ def _train(config, strategy, claimed):
     return metrics
 
 
-def resolve_epochs(config):
+def resolve_run_length(config):
     """`config` with `epochs`/`batch_size: auto` resolved as a one-device run would
     (--print-config, tune)."""
     if run_length.AUTO in (config.epochs, config.batch_size):

@@ -246,7 +246,7 @@ def tune(config, space_path, algorithm="hyperband", max_trials=None, budget_minu
         raise ConfigError("A search runs each trial in one process; for several machines use "
                           "KerasTuner's distributed mode (see `tune --help`), not "
                           "strategy=multi_worker")
-    pipeline.resolve_epochs(config)  # `auto`: a number every trial (and Hyperband's budget) shares
+    pipeline.resolve_run_length(config)  # `auto`: a number every trial (and Hyperband's budget) shares
     role = distributed_role()
     dimensions = search_space.read_space(space_path, config, algorithm == "hyperband")
     kt_objective = make_objective(objective)
