@@ -46,7 +46,7 @@ from training.errors import (
 from training.export import export_in_tensorflow, export_saved_model
 from training.optimizers import build_optimizer
 from training.registry import get_app
-from training.strategy import make_strategy
+from training.strategy import make_strategy, strategy_name
 
 
 def _set_precision(config):
@@ -374,7 +374,7 @@ def _train(config, strategy, claimed):
         "test_examples": test_examples,
         "global_batch_size": input_pipeline.global_batch_size(config, strategy),
         "replicas": strategy.num_replicas_in_sync,
-        "strategy": getattr(strategy, "name", type(strategy).__name__),
+        "strategy": strategy_name(strategy),
         "backend": keras.backend.backend(),
         "params": model.count_params(),
     }
