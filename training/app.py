@@ -147,6 +147,11 @@ class App:
         shown = ", ".join(names[:SHOWN_CLASSES]) + (", ..." if len(names) > SHOWN_CLASSES else "")
         return f"{len(names)} classes ({shown})"
 
+    def resolve_auto(self) -> None:
+        """Set the app's own `auto` options in `self.config` to values, once `epochs` and
+        `batch_size` are numbers (before config.yaml is written and the model built); say what
+        was chosen in one line. Default: none."""
+
     def serving_signature(self, model: keras.Model) -> ServingSignature:
         """What the exported `serving_default` takes and returns.
 

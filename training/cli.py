@@ -280,7 +280,7 @@ def run(args):
         config = config_lib.load_config(args.app, args.config, overrides)
         backend.select(config)  # before anything imports Keras
         if args.print_config:
-            if "auto" in (config.epochs, config.batch_size):  # the numbers the run would use
+            if config_lib.resolved_at_run(config):  # the numbers the run would use
                 from training.run import resolve_run_length
 
                 with contextlib.redirect_stdout(sys.stderr):  # its line; stdout stays YAML

@@ -61,6 +61,7 @@ def _model_name(value):
 
 
 IntOrAuto = Union[int, Literal["auto"]]  # "auto": training/run_length.py
+BoolOrAuto = Union[bool, Literal["auto"]]  # "auto": the app decides (App.resolve_auto)
 Strategy = Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"]
 OptimizerName = Literal["auto", "adam", "adamw", "sgd", "rmsprop"]
 Schedule = Literal["cosine", "constant"]
@@ -426,6 +427,20 @@ def save_yaml(config, path):
 def key_help(cls, name):
     """The help of key `name` of dataclass `cls` (see key_meta)."""
     return key_meta(cls, name, "help") or ""
+
+
+def resolved_at_run(config, prefix=""):
+    """The dotted keys still `auto` whose type is IntOrAuto or BoolOrAuto: numbers and switches a
+    run chooses from its data (not the `auto` choices of a Literal, e.g. strategy)."""
+    keys = []
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += resolved_at_run(value, f"{prefix}{f.name}.")
+        elif value == "auto" and hints[f.name] in (IntOrAuto, BoolOrAuto):
+            keys.append(prefix + f.name)
+    return keys
 
 
 def describe(config, prefix=""):

@@ -269,6 +269,7 @@ def _train(config, strategy, claimed):
     app = get_app(config.app)(config)
     train_examples = input_pipeline.training_examples(app)
     run_length.resolve(config, train_examples, strategy.num_replicas_in_sync)
+    app.resolve_auto()
     recover_backup(run_dir / "backup")
     resuming = (run_dir / "backup").exists()
     first_epoch = _resume_epoch(run_dir) if resuming else 0
@@ -392,11 +393,12 @@ def _train(config, strategy, claimed):
 
 
 def resolve_run_length(config):
-    """`config` with `epochs`/`batch_size: auto` resolved as a one-device run would
-    (--print-config, tune)."""
+    """`config` with `epochs`/`batch_size: auto` and the app's own `auto` options resolved as
+    a one-device run would (--print-config, tune)."""
+    app = get_app(config.app)(config)
     if run_length.AUTO in (config.epochs, config.batch_size):
-        app = get_app(config.app)(config)
         run_length.resolve(config, input_pipeline.training_examples(app))
+    app.resolve_auto()
     return config
 
 

@@ -16,11 +16,16 @@ from apps.image_classification.data import image_source
 from apps.image_classification.folders import decode_image
 from apps.image_classification.model import build_classifier
 from training.app import App, ServingSignature, classification_signature
-from training.config import Config, DataConfig, IntOrAuto, ModelConfig, OptimizerConfig, option
+from training.config import (BoolOrAuto, Config, DataConfig, IntOrAuto, ModelConfig, OptimizerConfig,
+                             option)
 
 IMAGE_BYTES_SIGNATURE = "image_bytes"  # the exported signature that takes encoded images
 ARCHS = tuple(BACKBONES)
 APPLICATIONS = "keras_applications/"  # + the name of one of keras.applications' models
+# model.augment=auto turns augmentation on for runs of more passes than this: a model that sees
+# each image many times memorises it. On 50-500 Fashion-MNIST images per class it added 1.5 to 5
+# points (benchmarks/small_data.py); the make train-app run (4 passes) keeps it off.
+AUGMENT_ABOVE_EPOCHS = 10
 
 
 def _arch(value):
@@ -39,7 +44,8 @@ class ImageModelConfig(ModelConfig):
                                     "initialisation), or a weights file", none_is_text=True)
     width_multiplier: float = option(0.5, "scales every layer's channels", gt=0)
     dropout: float = option(0.0, "dropout before the classifier", ge=0, lt=1)
-    augment: bool = option(False, "random flip (and shift) while training")
+    augment: BoolOrAuto = option("auto", "random flip (and shift) while training; auto: on when "
+                                 f"the run makes more than {AUGMENT_ABOVE_EPOCHS} epochs")
     augment_shift: float = option(0.1, "largest random shift, as a fraction of the size; 0 = flip only",
                                   ge=0, lt=1)
 
@@ -110,8 +116,15 @@ class ImageClassification(App):
         m = self.config.model
         return build_classifier(m.arch, self.info.shape, self.info.num_classes,
                                 width_multiplier=m.width_multiplier, dropout=m.dropout,
-                                augment=m.augment, augment_shift=m.augment_shift,
+                                augment=m.augment is True, augment_shift=m.augment_shift,
                                 weights=m.weights or "imagenet")
+
+    def resolve_auto(self):
+        config = self.config
+        if config.model.augment == "auto":
+            config.model.augment = config.epochs > AUGMENT_ABOVE_EPOCHS
+            print(f"model.augment=auto: {'on' if config.model.augment else 'off'} for "
+                  f"{config.epochs} epochs (on above {AUGMENT_ABOVE_EPOCHS})", flush=True)
 
     def compile_args(self):
         return {
