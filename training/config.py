@@ -429,32 +429,32 @@ def key_help(cls, name):
     return key_meta(cls, name, "help") or ""
 
 
-def resolved_at_run(config, prefix=""):
-    """The dotted keys still `auto` whose type is IntOrAuto or BoolOrAuto: numbers and switches a
-    run chooses from its data (not the `auto` choices of a Literal, e.g. strategy)."""
-    keys = []
+def _leaves(config, prefix=""):
+    """(dotted key, value, its section's class, field name, type) of every key of `config`, in
+    declaration order."""
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if dataclasses.is_dataclass(value):
-            keys += resolved_at_run(value, f"{prefix}{f.name}.")
-        elif value == "auto" and hints[f.name] in (IntOrAuto, BoolOrAuto):
-            keys.append(prefix + f.name)
-    return keys
+            yield from _leaves(value, f"{prefix}{f.name}.")
+        else:
+            yield prefix + f.name, value, type(config), f.name, hints[f.name]
 
 
-def describe(config, prefix=""):
+def resolved_at_run(config):
+    """The dotted keys still `auto` whose type is IntOrAuto or BoolOrAuto: numbers and switches a
+    run chooses from its data (not the `auto` choices of a Literal, e.g. strategy)."""
+    return [key for key, value, _, _, tp in _leaves(config)
+            if value == "auto" and tp in (IntOrAuto, BoolOrAuto)]
+
+
+def describe(config):
     """(key, value, help, allowed values or None) of every key of the config instance `config`,
     sections flattened to dotted keys, in declaration order. Allowed values are a Literal's
     choices (a tuple) or the bounds as text (">= 1")."""
     rows = []
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
-            rows += describe(value, f"{prefix}{f.name}.")
-        else:
-            bounds = key_meta(type(config), f.name, "bounds")
-            allowed = choices(hints[f.name]) or (bounds_text(bounds) if bounds else None)
-            rows.append((prefix + f.name, value, key_help(type(config), f.name), allowed))
+    for key, value, cls, name, tp in _leaves(config):
+        bounds = key_meta(cls, name, "bounds")
+        rows.append((key, value, key_help(cls, name), choices(tp) or (bounds_text(bounds) if bounds
+                                                                      else None)))
     return rows

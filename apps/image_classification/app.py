@@ -16,8 +16,7 @@ from apps.image_classification.data import image_source
 from apps.image_classification.folders import decode_image
 from apps.image_classification.model import build_classifier
 from training.app import App, ServingSignature, classification_signature
-from training.config import (BoolOrAuto, Config, DataConfig, IntOrAuto, ModelConfig, OptimizerConfig,
-                             option)
+from training.config import BoolOrAuto, Config, DataConfig, IntOrAuto, ModelConfig, OptimizerConfig, option
 
 IMAGE_BYTES_SIGNATURE = "image_bytes"  # the exported signature that takes encoded images
 ARCHS = tuple(BACKBONES)
