@@ -6,6 +6,7 @@ import json
 import matplotlib
 import numpy as np
 import pytest
+import yaml
 
 from training import plots
 from training.run import PIPELINE_KEYS, report_scalars
@@ -91,6 +92,10 @@ def test_a_model_no_better_than_the_majority_class_says_so_beside_the_baseline(c
                                            "accuracy": matrix[0].sum() / matrix.sum()}
     assert f"(majority-class baseline: accuracy {matrix[0].sum() / matrix.sum():.4f}, always " \
            "'common')" in result.stdout
+    # ~14 validation images cannot choose an epoch: restore_best=auto keeps the last one
+    assert "callbacks.restore_best=auto: off, " in result.stdout and "Restored" not in result.stdout
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["callbacks"][
+        "restore_best"] is False
     last = result.stdout.strip().splitlines()[-2:]
     assert last[0].startswith("warning: validation accuracy never beat the majority-class rate")
     assert last[1].startswith("warning: test accuracy ") and "not clearly above" in last[1]

@@ -61,7 +61,7 @@ def _model_name(value):
 
 
 IntOrAuto = Union[int, Literal["auto"]]  # "auto": training/run_length.py
-BoolOrAuto = Union[bool, Literal["auto"]]  # "auto": the app decides (App.resolve_auto)
+BoolOrAuto = Union[bool, Literal["auto"]]  # "auto": chosen from the data when the run starts
 Strategy = Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"]
 OptimizerName = Literal["auto", "adam", "adamw", "sgd", "rmsprop"]
 Schedule = Literal["cosine", "constant"]
@@ -125,7 +125,9 @@ class CallbacksConfig:
     save_freq: str = option("epoch", "backup for resuming: every 'epoch', or every N steps",
                             check=_steps_or_epoch)
     tensorboard: bool = option(True, "write TensorBoard logs")
-    restore_best: bool = option(True, "evaluate and export the best validation checkpoint")
+    restore_best: BoolOrAuto = option(
+        "auto", "evaluate and export the best validation checkpoint; auto: when the validation "
+        "split has 1,000 examples or more (fewer make the choice noise)")
     test_each_epoch: bool = option(False, "test metrics and wall time per epoch in history.csv")
     batch_norm_batches: int = option(
         32, "recompute BatchNorm statistics with the current weights over this many training "

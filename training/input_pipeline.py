@@ -17,9 +17,9 @@ def counted(ds):
     return ds, examples
 
 
-def training_examples(app):
-    """How many examples the app's training split holds (0 if none)."""
-    ds = app.build_data("train")
+def training_examples(app, split="train"):
+    """How many examples the app's training (or another) split holds (0 if none)."""
+    ds = app.build_data(split)
     return 0 if ds is None else counted(ds)[1]
 
 

@@ -28,6 +28,7 @@ from training.callbacks import (
     load_weights_without_optimizer,
     monitored,
     recover_backup,
+    resolve_restore_best,
     standard_callbacks,
     steady_examples_per_sec,
 )
@@ -283,6 +284,7 @@ def _train(config, strategy, claimed):
         raise ConfigError("The training split is empty; raise data.limit or lower "
                           "data.validation_split")
     val_ds, val_examples = input_pipeline.make_dataset(app, "validation", config, strategy)
+    resolve_restore_best(config, val_examples)
     if val_ds is None and config.data.validation_split > 0:
         print(f"warning: the validation split is empty (data.validation_split="
               f"{config.data.validation_split:g}): history has no val_* metrics and the best "
@@ -393,12 +395,14 @@ def _train(config, strategy, claimed):
 
 
 def resolve_run_length(config):
-    """`config` with `epochs`/`batch_size: auto` and the app's own `auto` options resolved as
-    a one-device run would (--print-config, tune)."""
+    """`config` with `epochs`/`batch_size: auto`, the app's own `auto` options and
+    `callbacks.restore_best: auto` resolved as a one-device run would (--print-config, tune)."""
     app = get_app(config.app)(config)
     if run_length.AUTO in (config.epochs, config.batch_size):
         run_length.resolve(config, input_pipeline.training_examples(app))
     app.resolve_auto()
+    if config.callbacks.restore_best == run_length.AUTO:
+        resolve_restore_best(config, input_pipeline.training_examples(app, "validation"))
     return config
 
 
