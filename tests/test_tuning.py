@@ -195,9 +195,9 @@ def test_a_choice_of_booleans_reaches_the_config_as_booleans():
     hp = keras_tuner.HyperParameters()
     dimension.declare(hp)
     hp.values["model.augment"] = 1  # how KerasTuner keeps True
-    config = load_config("image_classification", None, [])
+    config = load_config("image_classification", None, ["model.augment=false"])
     changed = with_values(config, {"model.augment": dimension.value(hp)})
-    assert changed.model.augment is True and not config.model.augment
+    assert changed.model.augment is True and config.model.augment is False
 
 
 def test_a_finished_search_is_not_run_again(cli, tmp_path):
