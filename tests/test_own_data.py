@@ -301,8 +301,8 @@ def test_kat_data_shows_what_a_run_would_train_on_without_building_a_model(tmp_p
     noise = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
     Image.fromarray(noise).save(data / "trouser" / "wide.png")
     result = cli("data", "--app", "image_classification", "--set", f"data.dir={data}",
-                 "--set", "data.test_split=0.25", "--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr[-1500:]
+                 "--set", "data.test_split=0.25", "--out", str(tmp_path / "preview"))
+    assert result.returncode == 0, result.stderr[-1500:]  # --out's folder is made if missing
     lines = result.stdout.splitlines()
     assert lines[:2] == [
         f"Data: 3 classes (pullover, trouser, tshirt), 28x28x1 images from the class folders in {data}",
@@ -315,6 +315,6 @@ def test_kat_data_shows_what_a_run_would_train_on_without_building_a_model(tmp_p
     # The file cut short still has a readable header; the decode pass above skipped it.
     assert lines[5].startswith("Files: 122 images; sizes (width x height): 28x28 (121), 30x40 (1)")
     assert "modes: L (121), RGB (1)" in lines[5] and lines[5].endswith("decoded to 28x28x1")
-    assert lines[6] == f"Samples of each class: {tmp_path / 'data_preview.png'}"
-    assert (tmp_path / "data_preview.png").stat().st_size > 1000
+    assert lines[6] == f"Samples of each class: {tmp_path / 'preview' / 'data_preview.png'}"
+    assert (tmp_path / "preview" / "data_preview.png").stat().st_size > 1000
     assert not (tmp_path / "runs").exists()

@@ -76,6 +76,7 @@ def inspect(config, out_dir="."):
     if files is not None:
         print(files())
     if samples:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         path = Path(out_dir) / "data_preview.png"
         shown = sorted(samples)[:PREVIEW_CLASSES]
         plots.sample_grid([samples[c] for c in shown], [names[c] for c in shown], path)
