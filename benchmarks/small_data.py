@@ -22,13 +22,14 @@ from pathlib import Path
 import harness
 import keras
 import numpy as np
+import yaml
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 
 import layers  # noqa: F401  (registers the custom layers model.keras holds)
 from apps.image_classification.data import FASHION_MNIST_CLASSES, ImageSource
 
-TEST_BATCH = 128  # the default batch_size: batch statistics over batches of this size
+TEST_BATCH = 128  # batch statistics over batches of this size (auto's largest batch)
 
 
 def _folder_name(class_name):
@@ -62,9 +63,24 @@ def logistic_regression(train_pixels, train_labels):
     return float(model.score(flat(test_pixels), test_labels))
 
 
+def _without_augmentation(run_dir):
+    """The run's model.keras rebuilt without its augmentation layers, the same weights: called
+    with training=True, BatchNorm uses its batch's statistics and nothing shifts or flips."""
+    from apps.image_classification.model import build_classifier
+
+    trained = keras.saving.load_model(run_dir / "model.keras")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]
+    model = build_classifier(config["arch"], trained.inputs[0].shape[1:],
+                             trained.outputs[0].shape[-1],
+                             width_multiplier=config["width_multiplier"], dropout=config["dropout"])
+    for layer in model.layers:
+        layer.set_weights(trained.get_layer(layer.name).get_weights())
+    return model
+
+
 def batch_statistics_accuracy(run_dir):
     """The run's model on the test set with BatchNorm in training mode (its batches' statistics)."""
-    model = keras.saving.load_model(run_dir / "model.keras")
+    model = _without_augmentation(run_dir)
     images, labels = ImageSource("fashion_mnist").idx_arrays("test")
     folders = [_folder_name(name) for name in FASHION_MNIST_CLASSES]
     labels = np.array([sorted(folders).index(name) for name in folders])[labels]  # the run's order
