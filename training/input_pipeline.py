@@ -17,8 +17,8 @@ def counted(ds):
     return ds, examples
 
 
-def training_examples(app, split="train"):
-    """How many examples the app's training (or another) split holds (0 if none)."""
+def split_examples(app, split="train"):
+    """How many examples the app's `split` holds (0 if none)."""
     ds = app.build_data(split)
     return 0 if ds is None else counted(ds)[1]
 
@@ -39,7 +39,7 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None, exam
     epochs=(first, end): one stream of epochs first..end-1 whose shuffle seed
     is derived from the epoch number, so a run resumed at epoch k sees the
     same batches as an uninterrupted one (fit it with steps_per_epoch).
-    examples: the split's size when the caller counted it already (training_examples).
+    examples: the split's size when the caller counted it already (split_examples).
     """
     ds = app.build_data(split)
     if ds is None:
@@ -47,7 +47,7 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None, exam
     check_examples(app, split, ds)
     if examples is None:
         ds, examples = counted(ds)
-    else:  # counted already (training_examples): tell tf.data, do not count again
+    else:  # counted already (split_examples): tell tf.data, do not count again
         ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
     if config.data.cache and app.fits_in_memory(split):
         ds = ds.cache()

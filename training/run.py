@@ -268,7 +268,7 @@ def train(config):
 def _train(config, strategy, claimed):
     run_dir = claimed.path
     app = get_app(config.app)(config)
-    train_examples = input_pipeline.training_examples(app)
+    train_examples = input_pipeline.split_examples(app)
     run_length.resolve(config, train_examples, strategy.num_replicas_in_sync)
     app.resolve_auto()
     recover_backup(run_dir / "backup")
@@ -399,10 +399,10 @@ def resolve_run_length(config):
     `callbacks.restore_best: auto` resolved as a one-device run would (--print-config, tune)."""
     app = get_app(config.app)(config)
     if run_length.AUTO in (config.epochs, config.batch_size):
-        run_length.resolve(config, input_pipeline.training_examples(app))
+        run_length.resolve(config, input_pipeline.split_examples(app))
     app.resolve_auto()
     if config.callbacks.restore_best == run_length.AUTO:
-        resolve_restore_best(config, input_pipeline.training_examples(app, "validation"))
+        resolve_restore_best(config, input_pipeline.split_examples(app, "validation"))
     return config
 
 
