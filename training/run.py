@@ -68,6 +68,23 @@ def _resume_epoch(run_dir):
         return 0
 
 
+def _history(run_dir, column):
+    """(row, value) for each history.csv row whose `column` holds a number: Keras' CSVLogger
+    writes NA into the val_* columns of a run without validation."""
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    numbers = []
+    for row in rows:
+        try:
+            numbers.append((row, float(row.get(column, ""))))
+        except ValueError:  # NA, or no such column
+            continue
+    return numbers
+
+
 def _trim_history(run_dir, completed, has_validation):
     """On resume: drop history.csv rows of epochs the backup does not hold (an epoch cut
     short by a kill or SIGTERM); return the best monitored value of the rest, or None."""
@@ -82,8 +99,7 @@ def _trim_history(run_dir, completed, has_validation):
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(kept)
-    monitor = monitored(has_validation)
-    values = [float(r[monitor]) for r in kept if r.get(monitor)]
+    values = [value for row, value in _history(run_dir, monitored(has_validation))]
     return min(values) if values else None
 
 
@@ -149,13 +165,12 @@ def _diverged_message(failure, config, run_dir):
 
 def _restored_message(run_dir, monitor, best_value):
     """One line: which epoch restore_best went back to, and its monitored value."""
-    with open(run_dir / "history.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get(monitor)]
-    best = min(rows, key=lambda r: float(r[monitor]), default=None)
-    if best is None:
+    rows = _history(run_dir, monitor)
+    if not rows:
         return f"Restored the best checkpoint ({monitor} {best_value:.4f})"
+    best, value = min(rows, key=lambda row_value: row_value[1])
     return (f"Restored the weights of epoch {int(best['epoch']) + 1} of {len(rows)}, the best "
-            f"{monitor} ({float(best[monitor]):.4f}; callbacks.restore_best=false keeps the last)")
+            f"{monitor} ({value:.4f}; callbacks.restore_best=false keeps the last)")
 
 
 def _baseline_warnings(app, config, metrics, val_ds, run_dir, steps):
@@ -165,8 +180,7 @@ def _baseline_warnings(app, config, metrics, val_ds, run_dir, steps):
     if "baseline" not in metrics:
         return []
     warnings = []
-    with open(run_dir / "history.csv", newline="") as f:
-        accuracies = [float(r["val_accuracy"]) for r in csv.DictReader(f) if r.get("val_accuracy")]
+    accuracies = [value for row, value in _history(run_dir, "val_accuracy")]
     if val_ds is not None and accuracies:
         baseline = baselines.majority(baselines.label_counts(val_ds, len(names)), names)
         metrics["baseline"]["validation"] = baseline
