@@ -120,8 +120,7 @@ class ImageClassification(App):
 
     def resolve_auto(self):
         config = self.config
-        # getattr: an app built on this one may have a model config without augmentation (the DBN)
-        if getattr(config.model, "augment", None) == "auto":
+        if config.model.augment == "auto":
             config.model.augment = config.epochs > AUGMENT_ABOVE_EPOCHS
             print(f"model.augment=auto: {'on' if config.model.augment else 'off'} for "
                   f"{config.epochs} epochs (on above {AUGMENT_ABOVE_EPOCHS})", flush=True)

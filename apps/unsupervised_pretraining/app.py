@@ -22,6 +22,7 @@ from apps.image_classification.app import ImageClassification, ImageDataConfig
 from apps.unsupervised_pretraining import plots
 from apps.unsupervised_pretraining.rbm_training import PCD_MAX_MOMENTUM, fit_rbm
 from training import plots as shared_plots
+from training.app import App
 from training.config import Config, IntOrAuto, ModelConfig, OptimizerConfig, option
 
 FEATURE_BATCH = 1024  # batch for computing a layer's features once, before caching
@@ -87,6 +88,9 @@ class UnsupervisedPretraining(ImageClassification):
     name = "unsupervised_pretraining"
     description = "Deep Belief Network: greedy layer-wise RBM pretraining, then fine-tuning."
     config_class = DBNConfig
+
+    # The image app's resolve_auto sets model.augment, which the DBN's MLP does not have.
+    resolve_auto = App.resolve_auto
 
     def __init__(self, config):
         super().__init__(config)
