@@ -102,17 +102,28 @@ def _minutes(seconds):
     return f"{seconds / 60:.1f} min ({seconds:.0f} s)"
 
 
+def _machine_text(machine):
+    return (f"{machine['date']}: {machine['cpu']}, {machine['cores']} cores, "
+            f"TF {machine['tensorflow']}, Keras {machine['keras']}")
+
+
 def table(rows, machine):
-    lines = [f"Measured by `make results` on {machine['date']}: {machine['cpu']}, "
-             f"{machine['cores']} cores, TF {machine['tensorflow']}, Keras {machine['keras']}. "
-             "Real Fashion-MNIST test set (10,000 images); time is training (and pretraining) "
-             "from each run's metrics.json.", "",
-             "| command | model | epochs | test accuracy | time |", "| --- | --- | --- | --- | --- |"]
+    """The README's table; rows measured on another day or machine than the last say which
+    (timings from different machines are not comparable)."""
+    lines = [f"Measured by `make results` on {_machine_text(machine)}. Real Fashion-MNIST test set "
+             "(10,000 images); time is training (and pretraining) from each run's metrics.json.",
+             "", "| command | model | epochs | test accuracy | time |", "| --- | --- | --- | --- | --- |"]
+    notes = []
     for name in ROWS:
         if name in rows:
             r = rows[name]
             time = _minutes(r["seconds"]) + (f" {r['per']}" if r["per"] else "")
+            if r.get("machine", machine) != machine:
+                notes += [r["machine"]] * (r["machine"] not in notes)
+                time += f" [{notes.index(r['machine']) + 1}]"
             lines.append(f"| `{r['command']}` | {r['model']} | {r['epochs']} | {r['accuracy']} | {time} |")
+    lines += [""] * bool(notes) + [f"[{i}] measured on {_machine_text(m)}" + "  " * (i < len(notes))
+                                  for i, m in enumerate(notes, 1)]
     return "\n".join(lines)
 
 
@@ -134,15 +145,18 @@ def main():
     parser.add_argument("--out", default=str(harness.OUT / "results_table"), help="the runs' dirs")
     args = parser.parse_args()
     saved = json.loads(SAVED.read_text()) if SAVED.exists() else {"rows": {}}
-    for name in args.rows.split(","):
-        if name not in ROWS:
-            sys.exit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
-        saved["rows"][name] = run_row(name, args.set, Path(args.out) / name)
-        print(f"{name}: {json.dumps(saved['rows'][name])}", flush=True)
+    for row in saved["rows"].values():  # rows saved before each row recorded its machine
+        row.setdefault("machine", saved["machine"])
     machine = harness.machine()
     saved["machine"] = {"date": datetime.date.today().isoformat(), "cpu": machine["cpu"],
                         "cores": machine["cores"], "tensorflow": machine["versions"]["tensorflow"],
                         "keras": machine["versions"]["keras"]}
+    for name in args.rows.split(","):
+        if name not in ROWS:
+            sys.exit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
+        saved["rows"][name] = {**run_row(name, args.set, Path(args.out) / name),
+                               "machine": saved["machine"]}
+        print(f"{name}: {json.dumps(saved['rows'][name])}", flush=True)
     SAVED.parent.mkdir(parents=True, exist_ok=True)
     SAVED.write_text(json.dumps(saved, indent=2))
     text = table(saved["rows"], saved["machine"])
