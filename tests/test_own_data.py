@@ -278,14 +278,17 @@ def test_a_folder_too_big_for_memory_streams_every_epoch(folder_run, monkeypatch
 def test_one_image_per_class_trains_and_says_what_it_used_instead_of_the_empty_splits(tmp_path, cli):
     import yaml
 
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c"):  # {a,b,c}/x.png all hash into the test split
         (tmp_path / "tiny" / name).mkdir(parents=True)
-        Image.fromarray(np.full((8, 6, 3), ord(name), np.uint8)).save(tmp_path / "tiny" / name / "1.png")
+        Image.fromarray(np.full((8, 6, 3), ord(name), np.uint8)).save(tmp_path / "tiny" / name / "x.png")
     result = cli("train", "--app", "image_classification", "--set", f"data.dir={tmp_path / 'tiny'}",
                  "--set", "epochs=1", "--set", "model.width_multiplier=0.25", "--set", "runtime.verbose=0",
                  "--set", f"run_dir={tmp_path / 'run'}", "--set", f"export.dir={tmp_path / 'export'}")
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-1500:]
     lines = result.stdout.splitlines()
+    assert ("Too few files to hold any out in 3 class(es) (a, b, c): the hash split "
+            "(data.test_split=0.2, data.validation_split=0.1) put them all in test or validation; "
+            "one of each is kept for training") in lines
     assert any(line.startswith("warning: the validation split is empty") and "training loss" in line
                for line in lines)
     assert any(line.startswith("warning: the test split is empty") for line in lines)

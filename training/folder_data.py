@@ -87,8 +87,9 @@ def list_labelled_files(root, suffixes, validation_split, test_split,
 
     Without a test/ (validation/) folder, a file is a test (validation) example when the hash
     of its path falls in the first `test_split` (the next `validation_split` of the rest).
-    Each split is in hash order, so `data.limit` keeps a sample of every class. `classes`
-    keeps only those class folders. Fewer than two non-empty classes is a DataError.
+    A class whose every file would be held out keeps one (its highest hash) for training. Each
+    split is in hash order, so `data.limit` keeps a sample of every class. `classes` keeps only
+    those class folders. Fewer than two non-empty classes is a DataError.
     """
     root = Path(root)
     if not root.is_dir():
@@ -124,19 +125,32 @@ def list_labelled_files(root, suffixes, validation_split, test_split,
                             f"{root / 'train'} lacks; every class needs training examples")
     label = {name: i for i, name in enumerate(names)}
     splits = {s: [] for s in SPLITS}
+    kept = []
     for split, by_class in per_split.items():
         for name, files in by_class.items():
-            for rel in files:  # a train folder's files may be held out, the others stay put
-                held_out = hash_split(rel, validation_split, test_split, "test" not in split_dirs,
+            places = {rel: hash_split(rel, validation_split, test_split, "test" not in split_dirs,
                                       "validation" not in split_dirs) if split == "train" else split
-                splits[held_out].append((rel, label[name]))
+                      for rel in files}  # a train folder's files may be held out, the others stay put
+            if split == "train" and "train" not in places.values():
+                places[max(files, key=hash_fraction)] = "train"
+                kept.append(name)
+            for rel, place in places.items():
+                splits[place].append((rel, label[name]))
+    if kept:
+        print(f"Too few files to hold any out in {len(kept)} class(es) ({_first(kept)}): the "
+              f"hash split (data.test_split={test_split:g}, data.validation_split="
+              f"{validation_split:g}) put them all in test or validation; one of each is kept "
+              "for training", flush=True)
     for split in SPLITS:
         splits[split].sort(key=lambda item: hash_fraction(item[0]))
     return LabelledFiles(root, names, splits, skipped)
 
 
+def _first(names):
+    return ", ".join(names[:SHOWN_SKIPPED]) + (", ..." if len(names) > SHOWN_SKIPPED else "")
+
+
 def skipped_report(skipped, total, what):
     """One line: how many of `total` were skipped, and the first few of them; e.g.
     what="files that are not readable images"."""
-    shown = ", ".join(skipped[:SHOWN_SKIPPED]) + (", ..." if len(skipped) > SHOWN_SKIPPED else "")
-    return f"Skipped {len(skipped)} of {total} {what}: {shown}"
+    return f"Skipped {len(skipped)} of {total} {what}: {_first(skipped)}"
