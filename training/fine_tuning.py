@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import List, NamedTuple
 
 import keras
+import yaml
 
 from training.errors import ConfigError, DataError, described
 
@@ -82,15 +83,28 @@ def source_path(source):
     return path
 
 
-def source_classes(path):
-    """The class names of the run that `path` (its model.keras or a checkpoint) comes from,
-    from its metrics.json, or None."""
+def _source_run_file(path, name, parse):
+    """`parse` of the file `name` of the run that `path` (its model.keras or a checkpoint)
+    comes from, or None."""
     for run_dir in (path.parent, path.parent.parent):
         try:
-            return json.loads((run_dir / "metrics.json").read_text()).get("class_names")
-        except (OSError, ValueError):
+            return parse((run_dir / name).read_text())
+        except (OSError, ValueError, yaml.YAMLError):
             continue
     return None
+
+
+def source_classes(path):
+    """The class names of the run `path` comes from (its metrics.json), or None."""
+    metrics = _source_run_file(path, "metrics.json", json.loads)
+    return metrics.get("class_names") if isinstance(metrics, dict) else None
+
+
+def source_model_option(source, key):
+    """`model.<key>` of the run `model.init_from=source` comes from (its config.yaml), or None."""
+    config = _source_run_file(source_path(source), "config.yaml", yaml.safe_load)
+    model = config.get("model") if isinstance(config, dict) else None
+    return model.get(key) if isinstance(model, dict) else None
 
 
 def init_from(model, source, class_names=None):
