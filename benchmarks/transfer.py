@@ -31,9 +31,9 @@ from training.run import train
 CONFIG = "configs/fashion_mnist_default.yaml"
 FIRST = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat"]
 SECOND = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-# 250 images: batches of 16 and 30 epochs make 480 steps, enough for BatchNorm's moving
-# statistics (momentum 0.99) to forget their initial values; with 160 steps the random
-# init tested near chance while fitting its training images.
+# 250 images: batches of 16 and 30 epochs make 480 steps. Fixed (not epochs=auto) so that
+# figures stay comparable across changes; chosen when BatchNorm's moving statistics still
+# needed that many steps (160 left the random init near chance), before "precise BN".
 FEW = ["epochs=30", "batch_size=16", "data.validation_split=0", "export.enabled=false",
        "runtime.verbose=0", "callbacks.tensorboard=false"]
 
