@@ -68,14 +68,15 @@ def _resume_epoch(run_dir):
         return 0
 
 
-def _history(run_dir, column):
-    """(row, value) for each history.csv row whose `column` holds a number: Keras' CSVLogger
-    writes NA into the val_* columns of a run without validation."""
+def _history(run_dir, column, rows=None):
+    """(row, value) for each history.csv row (or each of `rows`) whose `column` holds a number:
+    Keras' CSVLogger writes NA into the val_* columns of a run without validation."""
     path = run_dir / "history.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    if rows is None:
+        if not path.exists():
+            return []
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
     numbers = []
     for row in rows:
         try:
@@ -99,7 +100,7 @@ def _trim_history(run_dir, completed, has_validation):
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(kept)
-    values = [value for row, value in _history(run_dir, monitored(has_validation))]
+    values = [value for row, value in _history(run_dir, monitored(has_validation), kept)]
     return min(values) if values else None
 
 
