@@ -111,11 +111,11 @@ def test_bad_config_file_is_one_line(cli, tmp_path, case_id, content, expected):
     one_line_error(cli("train", "--config", str(path)), expected)
 
 
-def _train(cli, tmp_path, *overrides):
+def _train(cli, tmp_path, *overrides, cwd=None):
     args = ["train", "--app", "image_classification"]
     for override in [*SMOKE, f"export.dir={tmp_path / 'export'}", *overrides]:
         args += ["--set", override]
-    return cli(*args)
+    return cli(*args, cwd=cwd)
 
 
 def test_unknown_app(cli):
@@ -142,6 +142,30 @@ def test_finished_run_is_never_modified(cli, tmp_path):
     assert "new --set run_dir" in line
     assert (run_dir / "metrics.json").read_text() == '{"test": {}}'
     assert (run_dir / "model.keras").read_bytes() == b"the trained model"
+
+
+def test_a_users_own_directory_is_never_adopted(cli, tmp_path):
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "model.keras").write_bytes(b"the user's model")
+    one_line_error(_train(cli, tmp_path, f"run_dir={own}", f"model.init_from={own}"),
+                   f"model.init_from={own} lies in run_dir {own}")
+    one_line_error(_train(cli, tmp_path, f"run_dir={own}"), "holds files that no run of ours wrote",
+                   "--set run_dir=DIR")
+    assert [p.name for p in own.iterdir()] == ["model.keras"]
+    assert (own / "model.keras").read_bytes() == b"the user's model"
+
+
+def test_a_search_dir_in_use_names_the_tune_option(cli, tmp_path):
+    held_dir = tmp_path / "search"
+    held_dir.mkdir()
+    space = tmp_path / "space.yaml"
+    space.write_text("optimizer.learning_rate: [0.01, 0.001]\n")
+    with open(held_dir / LOCK_FILE, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        line = one_line_error(cli("tune", "--app", "image_classification", "--space", str(space),
+                                  "--dir", str(held_dir)), "is in use by", "--dir DIR")
+    assert "--set run_dir" not in line
 
 
 def test_second_process_on_a_run_dir_exits_at_once(cli, tmp_path):
@@ -225,6 +249,13 @@ def test_damaged_idx_files(cli, tmp_path, damage, expected):
 
 def test_evaluate_a_dir_that_is_not_a_run(cli, tmp_path):
     one_line_error(cli("evaluate", "--run", str(tmp_path)), "is not a finished run: config.yaml is missing")
+
+
+def test_a_run_that_fails_before_training_leaves_no_run_dir(cli, tmp_path):
+    (tmp_path / "cut.keras").write_bytes(b"PK\x03\x04 cut short")  # fails as the model is built
+    one_line_error(_train(cli, tmp_path, f"model.init_from={tmp_path / 'cut.keras'}", cwd=tmp_path),
+                   "cut.keras cannot be loaded (not a complete zip archive): it is damaged")
+    assert list((tmp_path / "runs" / "image_classification").iterdir()) == []
 
 
 def test_truncated_model_keras(cli, tmp_path, smoke_config):

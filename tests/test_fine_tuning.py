@@ -10,7 +10,7 @@ from conftest import fashion_train
 
 from apps.image_classification.model import build_classifier
 from training import fine_tuning
-from training.errors import DataNotFoundError
+from training.errors import DataError, DataNotFoundError
 
 
 def _classifier(classes, seed):
@@ -33,6 +33,15 @@ def test_init_from_loads_the_layers_that_match_and_leaves_the_head(tmp_path, suf
     for a, b in zip(new.get_layer("probabilities").get_weights(), head_before):
         np.testing.assert_array_equal(a, b)
     assert "not loaded (initialised afresh): probabilities" in capsys.readouterr().out
+
+
+def test_a_model_of_another_app_loads_nothing_and_says_so(tmp_path):
+    keras.utils.set_random_seed(0)
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
+                              keras.layers.Dense(1, name="prediction")])
+    other.save(tmp_path / "tabular.keras")
+    with pytest.raises(DataError, match="none of its layers has this model's layer names"):
+        fine_tuning.init_from(_classifier(3, seed=0), tmp_path / "tabular.keras")
 
 
 def test_a_frozen_backbone_keeps_every_weight_and_batchnorm_statistic(tmp_path):

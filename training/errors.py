@@ -50,5 +50,23 @@ def described(error):
     return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
+def model_file_damage(path, error):
+    """Why the Keras file `path` (`.keras` zip or `.weights.h5`) did not load, in one line.
+    Keras reports a torn zip as "File not found" for a file that exists, so the file's own
+    format is checked first."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        return f"{e.strerror}"
+    if str(path).endswith(".keras") and not zipfile.is_zipfile(path):
+        return "not a complete zip archive"
+    if str(path).endswith(".h5") and head != b"\x89HDF\r\n\x1a\n":
+        return "not an HDF5 file"
+    return described(error)
+
+
 USER_ERRORS = (ConfigError, DataNotFoundError, DataError, TrainingDiverged, ExportError, DiskFull,
                CommandError, AppContractError, FileNotFoundError)

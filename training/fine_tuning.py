@@ -17,7 +17,7 @@ from typing import List, NamedTuple
 import keras
 import yaml
 
-from training.errors import ConfigError, DataError, described
+from training.errors import ConfigError, DataError, model_file_damage
 
 SHOWN_LAYERS = 8  # layer names printed per line of the init_from report
 
@@ -127,6 +127,10 @@ def init_from(model, source, class_names=None):
         loaded, new = _by_name(model, path, skip)
     else:
         loaded, new = _by_position(model, path, skip)
+    if not loaded:
+        raise DataError(f"model.init_from={source}: none of its layers has this model's layer "
+                        "names and weight shapes, so nothing would load; give a run of this app "
+                        "and model.arch, or leave model.init_from out to train from scratch")
     print(f"init_from {source}: loaded {len(loaded)} of {len(loaded) + len(new)} layers with "
           f"weights: {_names(loaded) or 'none'}", flush=True)
     if new:
@@ -141,7 +145,8 @@ def _readable(path):
     try:
         yield
     except Exception as e:
-        raise DataError(f"model.init_from: {path} cannot be loaded ({described(e)})") from None
+        raise DataError(f"model.init_from: {path} cannot be loaded ({model_file_damage(path, e)}): "
+                        "it is damaged or not a Keras file; give a finished run dir, a .keras or a .weights.h5 file") from None
 
 
 def _by_name(model, path, skip=()):

@@ -42,7 +42,7 @@ from training.errors import (
     ExportError,
     Preempted,
     TrainingDiverged,
-    described,
+    model_file_damage,
 )
 from training.export import export_in_tensorflow, export_saved_model
 from training.optimizers import build_optimizer
@@ -275,7 +275,11 @@ def train(config):
         config.run_dir = tempfile.mkdtemp(prefix="kat-worker-")
         config.export.enabled = False
     if config.model.init_from:  # before the run dir is made
-        fine_tuning.source_path(config.model.init_from)
+        source = fine_tuning.source_path(config.model.init_from).resolve()
+        if config.run_dir and Path(config.run_dir).resolve() in source.parents:
+            raise ConfigError(f"model.init_from={config.model.init_from} lies in run_dir "
+                              f"{config.run_dir}, which this run writes; choose another "
+                              "--set run_dir=DIR (or leave it out for runs/<app>/<timestamp>)")
     with run_dirs.claim(config.run_dir, config.app) as claimed:
         return _train(config, strategy, claimed)
 
@@ -317,8 +321,9 @@ def _train(config, strategy, claimed):
 
     options = compile_options(config, strategy, steps)
     with strategy.scope():
-        claimed.started()  # from here on the run dir holds work (pretrained layers, backups)
         save_yaml(config, run_dir / "config.yaml")
+        if type(app).pretrain is not App.pretrain:
+            claimed.started()  # the run dir holds work from here on: pretrained layers
         start = time.perf_counter()
         app.pretrain(str(run_dir), options)
         pretrain_seconds = time.perf_counter() - start
@@ -331,6 +336,7 @@ def _train(config, strategy, claimed):
         normalized_batch(config, strategy.num_replicas_in_sync)))
     best_value = _trim_history(run_dir, first_epoch, val_ds is not None) if resuming else None
     history, epoch_seconds, train_seconds = {}, [], 0.0
+    claimed.started()  # the run dir holds work from here on: backups, checkpoints, history
     for phase in phases:
         start_epoch = max(phase.start, first_epoch)
         if config.model.freeze_backbone:
@@ -434,8 +440,9 @@ def load_run(run_dir, overrides=()):
         model = keras.saving.load_model(run_dir / "model.keras")
     except Exception as e:  # Keras reports a torn zip as "File not found", among others
         best = run_dir / "checkpoints" / "best.weights.h5"
-        raise DataError(f"{run_dir / 'model.keras'} cannot be loaded ({described(e)}); it is "
-                        "damaged or was not written completely. Train again into a new run_dir"
+        raise DataError(f"{run_dir / 'model.keras'} cannot be loaded "
+                        f"({model_file_damage(run_dir / 'model.keras', e)}); it is damaged or was "
+                        "not written completely. Train again into a new run_dir"
                         + (f" (the best weights are in {best})" if best.exists() else "")) from None
     return config, app, model
 

@@ -12,6 +12,7 @@ from training.errors import CommandError, ConfigError
 
 LOCK_FILE = ".lock"
 FINISHED_MARKER = "metrics.json"  # written last, after the export
+TRAIN_OPTION = "--set run_dir=DIR (or leave it out for runs/<app>/<timestamp>)"
 
 
 def _default_path(app):
@@ -22,20 +23,23 @@ def _default_path(app):
     return path
 
 
-def check_reusable(path):
-    """ConfigError unless `path` can hold a new or resumed run: not a file, not finished."""
+def check_reusable(path, option=TRAIN_OPTION):
+    """ConfigError unless `path` can hold a new or resumed run: new, empty, or a run dir of
+    ours (every claim writes LOCK_FILE first) that has not finished. A user's own directory is
+    never adopted: its files could be overwritten."""
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"run_dir {path} is a file, not a directory; choose another "
-                          "--set run_dir=DIR (or leave it out for runs/<app>/<timestamp>)")
+        raise ConfigError(f"run_dir {path} is a file, not a directory; choose another {option}")
     if (path / FINISHED_MARKER).exists():
         raise ConfigError(
             f"run_dir {path} holds a finished run ({FINISHED_MARKER}); a finished run is never "
             f"modified. Evaluate it with `python -m training evaluate --run {path}` or export it "
-            f"with `python -m training export --run {path}`; to train again, choose a new "
-            "--set run_dir=DIR (or leave it out for runs/<app>/<timestamp>)")
+            f"with `python -m training export --run {path}`; to train again, choose a new {option}")
+    if path.is_dir() and not (path / LOCK_FILE).exists() and any(path.iterdir()):
+        raise ConfigError(f"run_dir {path} holds files that no run of ours wrote; a run dir must "
+                          f"be new, empty or an interrupted run. Choose another {option}")
 
 
-def _lock(path):
+def _lock(path, option):
     """An open file holding an exclusive lock on run dir `path`, or CommandError if another
     process holds it. The lock goes when the file is closed or the process dies."""
     handle = open(path / LOCK_FILE, "a+")
@@ -46,8 +50,7 @@ def _lock(path):
         holder = handle.read().strip() or "another process"
         handle.close()
         raise CommandError(f"run_dir {path} is in use by {holder}; two runs in one directory "
-                           "would corrupt it. Wait for that run, or choose another --set "
-                           "run_dir=DIR") from None
+                           f"would corrupt it. Wait for that run, or choose another {option}") from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
@@ -68,19 +71,19 @@ class RunDir:
 
 
 @contextlib.contextmanager
-def claim(configured, app):
+def claim(configured, app, option=TRAIN_OPTION):
     """Create or reopen the run dir `configured` (default runs/<app>/<timestamp>) and lock it
-    for this process; yields a RunDir. If the block fails before `started()`, a directory
-    this call created is removed again."""
+    for this process; yields a RunDir. `option` is how the command names another directory.
+    If the block fails before `started()`, a directory this call created is removed again."""
     path = Path(configured) if configured else _default_path(app)
-    check_reusable(path)
+    check_reusable(path, option)
     created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
-        handle = _lock(path)
+        handle = _lock(path, option)
     except OSError as e:  # read-only, a parent that is a file, ...
         raise ConfigError(f"Cannot write run_dir {path} ({e.strerror}); choose a writable "
-                          "--set run_dir=DIR") from None
+                          f"{option}") from None
     run_dir = RunDir(path, created)
     try:
         yield run_dir

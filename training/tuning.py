@@ -262,7 +262,7 @@ def tune(config, space_path, algorithm="hyperband", max_trials=None, budget_minu
         tuner = PipelineTuner(oracle, config, dimensions, path, Budget(path, None))
         _search(tuner)  # the chief writes the final results
         return tuning_results.write(path, dimensions, kt_objective, config.export.enabled)
-    with run_dirs.claim(path, "tune") as claimed:
+    with run_dirs.claim(path, "tune", "--dir DIR") as claimed:
         path = claimed.path
         if (path / SEARCH_FILE).exists():
             print(f"Resuming the search in {path}")
