@@ -348,3 +348,27 @@ def test_bad_grpc_request_is_invalid_argument(served, case_id, array, expected):
         stub.Predict(request, timeout=60)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert expected in raised.value.details(), raised.value.details()
+
+
+@pytest.mark.parametrize("app, content, key, expected", [
+    ("tabular_regression", "y,x1,x1\n1,2,3\n4,5,6\n", "target=y", "names the column(s) 'x1' more than once"),
+    ("tabular_regression", "y,x1\n", "target=y", "has a header row and no data rows"),
+    ("sequence_modeling", "text,label\n" + "text 8,0\ntext 8,1\n" * 30, "text_column=text",
+     "The training split holds no texts: texts are split by a hash of the text"),
+], ids=["repeated_column", "header_only", "identical_texts"])
+def test_bad_csv_is_one_line(cli, tmp_path, app, content, key, expected):
+    (tmp_path / "data.csv").write_text(content)
+    args = ["train", "--app", app, "--set", f"data.path={tmp_path / 'data.csv'}", "--set", f"data.{key}",
+            "--set", f"run_dir={tmp_path / 'run'}", "--set", "runtime.verbose=0"]
+    one_line_error(cli(*args), expected)
+    assert not (tmp_path / "run").exists()
+
+
+def test_csv_with_a_byte_order_mark_and_a_long_field_reads_as_written(tmp_path):
+    from training.datasets import csv_rows
+
+    long_text = "word " * 40_000  # 200,000 characters: over the csv module's default limit
+    (tmp_path / "excel.csv").write_text(f"text,label\n{long_text},1\nshort,0\n", encoding="utf-8-sig")
+    rows = csv_rows(tmp_path / "excel.csv", {"text_column": "text"})
+    assert [(line, row["text"], row["label"]) for line, row in rows] == [(2, long_text, "1"),
+                                                                         (3, "short", "0")]

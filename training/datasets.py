@@ -112,21 +112,58 @@ def tfds_labelled(name, split, validation_split=0.0, data_dir=None, download=Tru
                   num_parallel_calls=tf.data.AUTOTUNE)
 
 
+# The csv module refuses fields over 131,072 characters; a long document in a text column is
+# real data, so the limit is raised to a size no CSV cell of ours needs (a field this long
+# is held in memory whole).
+CSV_FIELD_LIMIT = 16 * 2**20
+
+
+def csv_records(path):
+    """(line number, fields) of each non-empty record of CSV file `path`, header included,
+    read with a UTF-8 byte-order mark stripped (Excel writes one; it would cling to the first
+    column's name). Bytes that are not UTF-8 come through as surrogate escapes: a bad row
+    need not refuse the whole file. A malformed record is a DataError naming its line."""
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+            reader = csv.reader(f)
+            try:
+                for fields in reader:
+                    if fields:
+                        yield reader.line_num, fields
+            except csv.Error as e:
+                raise DataError(f"{path}, line {reader.line_num}, is not valid CSV ({e}); fix or "
+                                "remove that line") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"Cannot read {path} as a CSV file ({e})") from None
+
+
+def check_header(path, names):
+    """DataError if a column name of CSV `path`'s header row is given twice: a reader by name
+    would keep only one of them."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path} names the column(s) {', '.join(map(repr, repeated))} more than "
+                        "once in its header row; give each column its own name")
+
+
 def csv_rows(path, columns):
     """(line number, row) of each data row of CSV file `path`, which starts with a header row,
-    once the file and `columns` ({config key: column name}) are checked. Bytes that are not
-    UTF-8 come through as surrogate escapes: a bad row need not refuse the whole file."""
+    once the file and `columns` ({config key: column name}) are checked (see csv_records)."""
     file = Path(path)
     if not file.is_file():
         raise DataNotFoundError(f"CSV file not found: {path} (set data.path to a CSV with a header)")
-    with open(file, newline="", encoding="utf-8", errors="surrogateescape") as f:
-        reader = csv.DictReader(f)
-        names = reader.fieldnames or []
-        for key, column in columns.items():
-            if column not in names:
-                raise ConfigError(f"data.{key}={column!r} is not a column of {path}; its columns: "
-                                  + (", ".join(names) or "none (is the file empty?)"))
-        return list(enumerate(reader, start=2))
+    records = csv_records(file)
+    names = next(records, (1, []))[1]
+    check_header(path, names)
+    for key, column in columns.items():
+        if column not in names:
+            raise ConfigError(f"data.{key}={column!r} is not a column of {path}; its columns: "
+                              + (", ".join(names) or "none (is the file empty?)"))
+    rows = [(line, dict(zip(names, fields))) for line, fields in records]
+    if not rows:
+        raise DataError(f"{path} has a header row and no data rows; give a CSV with data")
+    return rows
 
 
 def numeric_column(path, column, rows):

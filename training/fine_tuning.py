@@ -146,7 +146,8 @@ def _readable(path):
         yield
     except Exception as e:
         raise DataError(f"model.init_from: {path} cannot be loaded ({model_file_damage(path, e)}): "
-                        "it is damaged or not a Keras file; give a finished run dir, a .keras or a .weights.h5 file") from None
+                        "it is damaged or not a Keras file; give a finished run dir, a .keras or "
+                        "a .weights.h5 file") from None
 
 
 def _by_name(model, path, skip=()):

@@ -11,13 +11,13 @@ server's. What an item is depends on the model's input:
   `App.feature_columns` picks the model's), or `.npy` arrays.
 """
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from serving.client import IMAGE_SUFFIXES, decode_pixels
+from training.datasets import check_header, csv_records
 from training.errors import ConfigError, DataError
 
 IMAGE_BYTES_SIGNATURE = "image_bytes"
@@ -34,13 +34,10 @@ def _is_number(text):
 def csv_rows(path, columns=None):
     """The numeric rows of CSV `path`, as float32; with a header row and `columns`, only
     those columns, in that order."""
-    try:
-        with open(path, newline="") as f:
-            rows = [r for r in csv.reader(f) if r]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"Cannot read {path} as a CSV file ({e})") from None
+    rows = [fields for _, fields in csv_records(path)]
     if rows and not all(map(_is_number, rows[0])):
         header, rows = rows[0], rows[1:]
+        check_header(path, header)
         if columns:
             missing = [c for c in columns if c not in header]
             if missing:

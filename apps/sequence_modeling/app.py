@@ -29,7 +29,7 @@ from training.app import App, ServingSignature, classification_signature
 from training.backend import resolve as resolve_backend
 from training.config import Config, DataConfig, IntOrAuto, ModelConfig, OptimizerConfig, option
 from training.datasets import split_range, tfds_info, tfds_labelled
-from training.errors import ConfigError
+from training.errors import ConfigError, DataError
 
 Task = Literal["classification", "language_model", "forecasting"]
 Cell = Literal["simple_rnn", "gru", "lstm"]
@@ -132,6 +132,12 @@ class SequenceModeling(App):
                 ds = self.labelled_texts.dataset(split, d.limit)
             else:
                 ds = tfds_labelled(d.name, split, d.validation_split, d.dir, d.download, d.limit)
+            if ds is None and split == "train":
+                raise DataError("The training split holds no texts: texts are split by a hash of "
+                                "the text, so identical texts share one split; give more distinct "
+                                "texts, or lower data.validation_split and data.test_split")
+            if ds is None:
+                return None
             if split == "train" and self.vectorizer is None:
                 if not d.text_length:  # one fixed length: config.yaml records it
                     d.text_length = texts.length_from_data(ds.map(lambda text, label: text))
