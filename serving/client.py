@@ -3,12 +3,17 @@
 Inputs are shaped from the model's own signature: images are decoded with
 the model's channel count and resized to its height and width, or sent as
 their encoded bytes to a signature that takes strings (the image app's
-`image_bytes`: `{"b64": ...}` over REST); `.npy` files are sent as they are;
-anything else is sent as a string.
+`image_bytes`: `{"b64": ...}` over REST); `.npy` files are sent as they are; to a
+string input, a text file's contents, or the item itself when it is no file (with
+`--text`, always the item). Only regular files are read: a FIFO would block, a device
+never ends. An item that looks like a path (a known suffix, or a separator and no space)
+and does not exist is an error, not a text to classify.
 """
 
 import base64
 import json
+import os
+import stat
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,15 +21,21 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from serving.image_header import DEFAULT_MAX_PIXELS, NotAnImage, check_image
+from serving.inputs import op_error_line
 from serving.json_tensors import format_outputs
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp"}
 FILE_SUFFIXES = IMAGE_SUFFIXES | {".npy"}  # what is read from disk; anything else is a text
+PATH_SUFFIXES = FILE_SUFFIXES | {".txt", ".csv", ".json", ".webp"}  # an item ending so is a path
+FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+              (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+              (stat.S_ISSOCK, "a socket"))
 DTYPES = {"DT_UINT8": np.uint8, "DT_FLOAT": np.float32, "DT_INT64": np.int64,
           "DT_INT32": np.int32, "DT_STRING": object, "DT_DOUBLE": np.float64}
 
 
-class ClientError(RuntimeError):
+class ClientError(ValueError):
     """The server could not be reached or refused the request."""
 
 
@@ -55,38 +66,80 @@ def input_spec(signature_def):
     return name, DTYPES.get(info["dtype"], object), dims
 
 
-def load_example(item, dtype, dims):
-    """One example (without the batch dim) from a path or a text (for a string input)."""
+def looks_like_path(item):
+    """Does command-line `item` name a file rather than give a text?"""
+    return (Path(item).suffix.lower() in PATH_SUFFIXES
+            or (os.sep in item and not any(c.isspace() for c in item)))
+
+
+def file_problem(item):
+    """Why `item` cannot be read as a file (missing, or not a regular file), or None."""
+    try:
+        mode = os.stat(item).st_mode
+    except OSError:
+        return f"No such file: {item}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in FILE_KINDS if test(mode)), "not a regular file")
+    return f"{item} is {kind}, not a regular file; give image, text, CSV or .npy files"
+
+
+def example_kind(item, takes_text, text=False):
+    """"text" (the item itself is the text of a model that `takes_text`), or "file" (a
+    regular file to read); ClientError (a ValueError) for a path that is missing or not a
+    regular file. With `text`, every item of a text model is a text."""
+    if takes_text and text:
+        return "text"
+    if os.path.lexists(item) or looks_like_path(item) or not takes_text:
+        problem = file_problem(item)
+        if problem:
+            raise ClientError(problem + (" (to send the item itself as a text, pass --text)"
+                                         if takes_text and problem.startswith("No such") else ""))
+        return "file"
+    return "text"
+
+
+def load_example(item, dtype, dims, text=False):
+    """One example (without the batch dim) from a path, or a text (for a string input)."""
     path = Path(item)
     suffix = path.suffix.lower()
-    if suffix in FILE_SUFFIXES and not path.is_file():
-        raise ClientError(f"No such file: {item}")
+    if dtype is not object and not looks_like_path(item) and not os.path.lexists(item):
+        raise ClientError(f"{item!r} is not an image or .npy file, and this model takes "
+                          f"numbers: pass image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                          "or .npy arrays")
+    if example_kind(item, dtype is object, text) == "text":
+        return item
     if suffix in IMAGE_SUFFIXES and dtype is object:  # the server decodes: send the file's bytes
         return path.read_bytes()
+    if dtype is object:
+        return path.read_text(errors="replace")
     if suffix not in FILE_SUFFIXES:
-        if dtype is not object:
-            raise ClientError(f"{item!r} is not an image or .npy file, and this model takes "
-                              f"numbers: pass image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
-                              "or .npy arrays")
-        return item
+        raise ClientError(f"{item} is not an image or .npy file, and this model takes numbers: "
+                          f"pass image files ({', '.join(sorted(IMAGE_SUFFIXES))}) or .npy arrays")
     if suffix == ".npy":
         try:
             return np.load(path).astype(dtype)
         except (ValueError, OSError) as e:
             raise ClientError(f"{item} is not a readable .npy array of numbers ({e})") from None
     try:
-        return decode_pixels(path.read_bytes(), dims, dtype)
-    except tf.errors.InvalidArgumentError:
-        raise ClientError(f"{item} is not an image TensorFlow can decode (PNG, JPEG, GIF, BMP)") from None
+        return decode_pixels(path.read_bytes(), dims, dtype, item)
+    except ValueError as e:
+        raise ClientError(str(e)) from None
 
 
-def decode_pixels(data, dims, dtype):
+def decode_pixels(data, dims, dtype, what="the image", max_pixels=DEFAULT_MAX_PIXELS,
+                  limit_name="the pixel limit"):
     """Encoded image bytes as pixels for an input of shape `dims` ([batch, height, width,
     channels]; -1 or None: any size): decoded to its channels, resized to its height and width
-    when they differ. Bytes that are not an image raise tf.errors.InvalidArgumentError."""
+    when they differ. Bytes that are not an image, or that declare more than `max_pixels`
+    pixels, raise a ValueError that names `what` (image_header.check_image)."""
+    check_image(data, max_pixels, what, limit_name)
     known = [d is not None and d > 0 for d in dims]
     channels = dims[-1] if len(dims) == 4 and known[-1] else 0
-    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    try:
+        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    except tf.errors.InvalidArgumentError as e:
+        raise NotAnImage(f"{what} is not a readable image ({op_error_line(e)})") from None
     if len(dims) == 4 and known[1] and known[2] and tuple(image.shape[:2]) != tuple(dims[1:3]):
         image = tf.image.resize(image, dims[1:3], antialias=True)
     return np.clip(np.round(image.numpy()), 0, 255).astype(dtype)
@@ -103,15 +156,15 @@ def _json_value(example):
     return example.tolist() if isinstance(example, np.ndarray) else example
 
 
-def rest_predict(url, model, items, version=None, signature="serving_default"):
+def rest_predict(url, model, items, version=None, signature="serving_default", text=False):
     name, dtype, dims = input_spec(rest_signature(url, model, signature))
-    instances = [_json_value(load_example(i, dtype, dims)) for i in items]
+    instances = [_json_value(load_example(i, dtype, dims, text)) for i in items]
     where = f"/versions/{version}" if version else ""
     return _http(f"{url.rstrip('/')}/v1/models/{model}{where}:predict",
                  {"signature_name": signature, "instances": instances})
 
 
-def grpc_predict(target, model, items, version=None, signature="serving_default"):
+def grpc_predict(target, model, items, version=None, signature="serving_default", text=False):
     """Same request over gRPC with tensorflow-serving-api's PredictionServiceStub."""
     import grpc
     from google.protobuf import json_format
@@ -135,7 +188,7 @@ def grpc_predict(target, model, items, version=None, signature="serving_default"
         signature_def = json_format.MessageToDict(_signature(sigmap.signature_def, signature),
                                                   preserving_proto_field_name=True)
         name, dtype, dims = input_spec(signature_def)
-        examples = [load_example(i, dtype, dims) for i in items]
+        examples = [load_example(i, dtype, dims, text) for i in items]
         batch = (np.array(examples, dtype=object) if dtype is object
                  else np.stack([np.asarray(e, dtype=dtype) for e in examples]))
         request = predict_pb2.PredictRequest(model_spec=spec)

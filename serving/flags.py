@@ -2,8 +2,11 @@
 
 Kept apart from server.py, which loads TensorFlow and the HTTP server, so a
 command line can declare them without loading either. Beyond TF Serving's own
-flags: --host, --max_body_bytes and --max_connections bound what clients can take.
+flags: --host, --max_body_bytes, --max_image_pixels and --max_connections bound what clients
+can take.
 """
+
+from serving.image_header import DEFAULT_MAX_PIXELS
 
 
 def _true_false(value):
@@ -28,6 +31,9 @@ def add_flags(parser):
                         help="address to bind (default loopback only; 0.0.0.0 exposes it)")
     parser.add_argument("--max_body_bytes", type=int, default=16 * 1024 * 1024,
                         help="largest accepted request body (REST) or message (gRPC)")
+    parser.add_argument("--max_image_pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="refuse encoded images (image_bytes) whose header declares more "
+                             "pixels: a small file can decode to gigabytes")
     parser.add_argument("--rest_api_num_threads", type=int, default=8,
                         help="REST requests worked on at once (bodies over 1 MiB: one at a "
                              "time); more wait their turn")

@@ -13,7 +13,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, predict
 
 from serving.batching import QueueFull
 from serving.errors import ServingError
-from serving.inputs import BadRequest, check_array
+from serving.inputs import BadRequest, check_array, op_error_line
 from serving.repository import NotFound
 
 
@@ -42,7 +42,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             arrays = {k: check_array(k, _ndarray(k, v), specs[k]) for k, v in request.inputs.items()}
             outputs = loaded.run(fn, arrays)
-        except (BadRequest, tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+        except tf.errors.InvalidArgumentError as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, op_error_line(e))
+        except (BadRequest, ValueError, TypeError) as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e).splitlines()[0])
         except QueueFull as e:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(e))

@@ -2,8 +2,14 @@
 gRPC APIs, so both refuse the same bad tensors with the same messages (HTTP 400 /
 INVALID_ARGUMENT) before the model sees them."""
 
+import re
+
 import numpy as np
 import tensorflow as tf
+
+from serving.image_header import IMAGE_BYTES, check_image
+
+ERROR_LINE = re.compile(r"^\s+\w*Error: (.*)$")  # the error inside a traced function's message
 
 
 class BadRequest(ValueError):
@@ -43,3 +49,35 @@ def check_array(name, array, spec):
         raise BadRequest(f"Input '{name}' has shape {list(array.shape)}, but the signature expects "
                          f"{spec.shape.as_list()} (None = any size)")
     return array
+
+
+def op_error_line(error):
+    """The words of a TensorFlow error that say what went wrong, in one line: a graph's error
+    starts with "Graph execution error:" or "in user code:" and the Python stack of the
+    failing node, and names the kernel in {{...}} and [...] around the message."""
+    lines = str(error).splitlines()
+    named = [m.group(1) for m in map(ERROR_LINE.match, lines) if m]
+    candidates = named or [line for line in lines if line.strip() and not line.startswith(
+        (" ", "\t", "Graph execution error", "Detected at node", "in user code"))]
+    if not candidates:
+        return lines[0] if lines else type(error).__name__
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", candidates[-1])
+    return re.split(r"\s+\[\[|\s+\[Op:", text)[0].strip()
+
+
+def check_images(arrays, max_pixels):
+    """Read the declared size of each encoded image of input IMAGE_BYTES in `arrays` before
+    anything decodes it; BadRequest for bytes that are not an image or that declare more than
+    `max_pixels` pixels. Returns the pixels declared in all."""
+    images = arrays.get(IMAGE_BYTES)
+    if images is None or images.dtype != object:
+        return 0
+    total = 0
+    for i, data in enumerate(images.flat):
+        try:
+            width, height = check_image(bytes(data), max_pixels, f"Input '{IMAGE_BYTES}' item {i}",
+                                        "the server's --max_image_pixels")
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        total += width * height
+    return total

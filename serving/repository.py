@@ -20,10 +20,15 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
 from serving.batching import Batcher
+from serving.image_header import DEFAULT_MAX_PIXELS, FORMATS, IMAGE_BYTES
+from serving.inputs import BadRequest, check_images, op_error_line
 from serving.layout import versions
 from serving.warmup import read_warmup, replay
 
 ROWS_PER_CALL = 256  # a big request runs in slices, so its activations' memory stays bounded
+# Requests whose images declare more pixels than this decode one at a time (as large bodies
+# are read): each decoded pixel takes about 30 bytes at the peak, so 4 MP is about 120 MB.
+HEAVY_DECODE_PIXELS = 4_000_000
 
 
 class NotFound(LookupError):
@@ -39,6 +44,8 @@ class LoadedVersion:
     signature_defs: dict  # name -> SignatureDef as JSON-ready dict (TF Serving's metadata)
     batching: object = None  # BatchingParameters, or None: every request runs on its own
     batchers: dict = field(default_factory=dict)  # signature name -> Batcher
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    heavy: object = field(default_factory=threading.RLock)  # the repository's: one heavy request at a time
 
     def signature(self, name):
         if name not in self.module.signatures:
@@ -49,7 +56,22 @@ class LoadedVersion:
     def run(self, fn, arrays):
         """Outputs (NumPy) of signature `fn` on checked input `arrays`, at most ROWS_PER_CALL
         rows per call when every input is batched along a first dimension of one size;
-        with batching on, such requests join the signature's batches."""
+        with batching on, such requests join the signature's batches. Encoded images are
+        checked before they decode (inputs.check_images); big ones decode one request at a
+        time."""
+        pixels = check_images(arrays, self.max_image_pixels)
+        try:
+            if pixels > HEAVY_DECODE_PIXELS:
+                with self.heavy:
+                    return self._run(fn, arrays)
+            return self._run(fn, arrays)
+        except tf.errors.InvalidArgumentError as e:
+            if pixels:
+                raise BadRequest(f"Input '{IMAGE_BYTES}' holds bytes that are not a readable "
+                                 f"image ({op_error_line(e)}); send complete {FORMATS} files") from None
+            raise
+
+    def _run(self, fn, arrays):
         sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
         batched = len(sizes) == 1 and None not in sizes and _batched(fn)
         total = sizes.pop() if batched else 0
@@ -110,10 +132,13 @@ def _stamp(path):
 class ModelRepository:
     """The newest loadable version of each named model, reloaded when a newer one appears."""
 
-    def __init__(self, models, poll_seconds=1.0, log=None, batching=None, load=True):
+    def __init__(self, models, poll_seconds=1.0, log=None, batching=None, load=True,
+                 max_image_pixels=DEFAULT_MAX_PIXELS):
         self.base_paths = {name: Path(p) for name, p in models.items()}
         self.poll_seconds = poll_seconds
         self.batching = batching
+        self.max_image_pixels = max_image_pixels
+        self.heavy = threading.RLock()  # held by one memory-heavy request at a time
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
         self._loaded = {}
         self._broken = {}  # (name, version) -> the files' stamp when loading failed
@@ -138,7 +163,8 @@ class ModelRepository:
             return None
         try:
             loaded = LoadedVersion(name, version, path, tf.saved_model.load(str(path)),
-                                   read_signature_defs(path), self.batching)
+                                   read_signature_defs(path), self.batching,
+                                   max_image_pixels=self.max_image_pixels, heavy=self.heavy)
             requests = read_warmup(path)
             if requests:
                 seconds = replay(loaded.module.signatures, requests,

@@ -11,13 +11,12 @@ Responses and errors follow TF Serving: {"predictions": ...} / {"outputs": ...},
 import gc
 import json
 import re
-import threading
 
 import tensorflow as tf
 from werkzeug.wrappers import Request, Response
 
 from serving.batching import QueueFull
-from serving.inputs import BadRequest
+from serving.inputs import BadRequest, op_error_line
 from serving.json_tensors import format_outputs, parse_body, to_array
 from serving.repository import NotFound
 
@@ -95,7 +94,9 @@ def predict(loaded, body):
             raise BadRequest("All inputs must have the same number of instances")
     try:
         outputs = loaded.run(fn, arrays)
-    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+    except tf.errors.InvalidArgumentError as e:
+        raise BadRequest(op_error_line(e)) from None
+    except (ValueError, TypeError) as e:
         raise BadRequest(str(e).splitlines()[0]) from None
     return format_outputs(outputs, row_format)
 
@@ -120,7 +121,6 @@ class RestApp:
         # JSON decodes to Python objects many times its size, so bodies over
         # large_body_bytes are decoded and run one at a time.
         self.large_body_bytes = large_body_bytes
-        self._large = threading.Semaphore(1)
 
     def handle(self, request):
         match = PATH_RE.match(request.path)
@@ -138,7 +138,7 @@ class RestApp:
                 return 413, {"error": f"Request body exceeds {self.max_body_bytes} bytes"}
             if len(raw) <= self.large_body_bytes:
                 return predict(loaded, _parse(raw))
-            with self._large:
+            with self.repository.heavy:  # shared with requests of big images to decode
                 # Millions of new lists would set off full garbage collections, each holding
                 # the GIL for up to a second; the lists die by reference count anyway.
                 gc.disable()

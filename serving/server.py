@@ -110,7 +110,8 @@ def make_server_from_flags(args):
         raise ServingError("--batching_parameters_file is used only with --enable_batching")
     # Ports are bound before the models load, so a port in use is told at once.
     repository = ModelRepository(models_from_flags(args), args.file_system_poll_wait_seconds,
-                                 batching=batching, load=False)
+                                 batching=batching, load=False,
+                                 max_image_pixels=args.max_image_pixels)
     server = RestServer(RestApp(repository, args.max_body_bytes), args)
     grpc_server = None
     if args.port >= 0:

@@ -5,12 +5,18 @@ the command line (no traceback), HTTP 400 with {"error": ...}, or gRPC INVALID_A
 Config cases fail when the config loads, before any data is read, so they cost milliseconds.
 """
 
+import base64
 import fcntl
+import functools
 import gzip
+import io
 import json
+import os
 import shutil
+import struct
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import grpc
@@ -372,3 +378,98 @@ def test_csv_with_a_byte_order_mark_and_a_long_field_reads_as_written(tmp_path):
     rows = csv_rows(tmp_path / "excel.csv", {"text_column": "text"})
     assert [(line, row["text"], row["label"]) for line, row in rows] == [(2, long_text, "1"),
                                                                          (3, "short", "0")]
+
+
+@functools.cache
+def bomb(side=15000):
+    """The issue's decompression bomb: a gray PNG of side x side zeros, about 218 KB."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = b"\0" * (side + 1)
+    pixels = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+
+
+def _pil(fmt, mode="RGB", **kw):
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new(mode, (301, 157)).save(out, fmt, **kw)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("make, size", [
+    (lambda: _pil("PNG", "L"), (301, 157)),
+    (lambda: _pil("JPEG", progressive=True, exif=b"Exif\0\0" + b"x" * 60000), (301, 157)),
+    (lambda: _pil("GIF", "P"), (301, 157)),
+    (lambda: _pil("BMP"), (301, 157)),
+    (lambda: _pil("WEBP"), (301, 157)),
+    (lambda: _pil("WEBP", "RGBA", lossless=True), (301, 157)),
+    (bomb, (15000, 15000)),
+    (lambda: bomb()[:40], (15000, 15000)),  # the header alone says it
+    (lambda: np.random.default_rng(0).bytes(500), None),
+    (lambda: b"BMW is a car", None),
+], ids=["png", "jpeg_after_60kb_of_exif", "gif", "bmp", "webp", "webp_lossless", "bomb",
+        "bomb_header", "random_bytes", "text"])
+def test_declared_image_sizes_are_read_without_decoding(make, size):
+    from serving.image_header import declared_size
+
+    assert declared_size(make()) == size
+
+
+def _bad_images(tmp_path):
+    (tmp_path / "bomb.png").write_bytes(bomb())
+    (tmp_path / "random.png").write_bytes(np.random.default_rng(0).bytes(500))
+    (tmp_path / "cut.png").write_bytes(tf.io.encode_png(np.zeros((28, 28, 1), np.uint8)).numpy()[:40])
+    os.mkfifo(tmp_path / "pipe.png")
+    return {"bomb.png": "declares 15000x15000 = 225,000,000 pixels, more than data.max_image_pixels",
+            "random.png": "is not a readable image: its bytes are not a JPEG, PNG",
+            "cut.png": "is not a readable image (",
+            "pipe.png": "is a FIFO (named pipe), not a regular file",
+            "/dev/zero": "/dev/zero is a character device, not a regular file"}
+
+
+def test_predict_refuses_bombs_garbage_and_special_files_in_one_line(cli, finished_run, tmp_path):
+    for name, expected in _bad_images(tmp_path).items():
+        path = name if name.startswith("/") else str(tmp_path / name)
+        one_line_error(cli("predict", "--run", str(finished_run["run"]), path), expected)
+
+
+def test_a_text_model_takes_a_missing_path_for_an_error_and_texts_after_text():
+    from serving.client import ClientError, example_kind
+
+    with pytest.raises(ClientError, match=r"No such file: reviews/tpyo.txt \(to send the item "
+                                          r"itself as a text, pass --text\)"):
+        example_kind("reviews/tpyo.txt", takes_text=True)
+    assert example_kind("reviews/tpyo.txt", takes_text=True, text=True) == "text"
+    assert example_kind("A fine film, 10/10.", takes_text=True) == "text"
+    with pytest.raises(ClientError, match="No such file: a shoe$"):
+        example_kind("a shoe", takes_text=False)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_served_image_bytes_are_checked_before_they_decode(served, protocol):
+    cases = {bomb(8000): "declares 8000x8000 = 64,000,000 pixels, more than the server's "
+                         "--max_image_pixels=50,000,000",  # 62 KB: within the fixture's body limit
+             np.random.default_rng(0).bytes(500): "Input 'image_bytes' item 0 is not a readable "
+                                                  "image: its bytes are not a JPEG, PNG, GIF",
+             tf.io.encode_png(np.zeros((28, 28, 1), np.uint8)).numpy()[:60]:
+                 "Input 'image_bytes' holds bytes that are not a readable image ("}
+    for data, expected in cases.items():
+        if protocol == "rest":
+            code, answer = _rest(served, {"signature_name": "image_bytes",
+                                          "instances": [{"b64": base64.b64encode(data).decode()}]})
+            assert code == 400 and expected in answer["error"], answer
+        else:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(
+                grpc.insecure_channel(served["grpc"]))
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name, request.model_spec.signature_name = "fashion", "image_bytes"
+            request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto([data]))
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.Predict(request, timeout=60)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert expected in raised.value.details(), raised.value.details()

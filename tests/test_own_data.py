@@ -19,7 +19,9 @@ from training.folder_data import list_labelled_files
 from training.run import train
 
 BAD_FILES = {"tshirt/notes.txt": b"not an image", "tshirt/.DS_Store": b"\0\1",
-             "trouser/empty.jpg": b"", "pullover/cut.png": None}  # None: a PNG cut short
+             "trouser/empty.jpg": b"", "pullover/cut.png": None,  # None: a PNG cut short
+             "tshirt/\udcff.png": None,  # a name that is not UTF-8 (as os.listdir gives it)
+             "trouser/huge.png": "huge"}  # 2,000 x 2,000 pixels in 4 KB: over the folder_run's limit
 
 
 def fashion_folder(root, classes=("tshirt", "trouser", "pullover"), per_class=40, bad=True):
@@ -33,6 +35,8 @@ def fashion_folder(root, classes=("tshirt", "trouser", "pullover"), per_class=40
         for rel, content in BAD_FILES.items():
             if content is None:
                 content = next((root / rel).parent.glob("*.png")).read_bytes()[:60]
+            elif content == "huge":
+                content = tf.io.encode_png(tf.zeros((2000, 2000, 1), tf.uint8)).numpy()
             (root / rel).write_bytes(content)
     return root
 
@@ -53,6 +57,25 @@ def test_a_file_keeps_its_split_when_files_are_added(tmp_path):
     after = list_labelled_files(tmp_path, (".png",), 0.1, 0.2)
     for split in before.splits:
         assert set(before.splits[split]) <= set(after.splits[split])
+
+
+def test_only_regular_files_with_utf8_names_are_listed(tmp_path, capsys):
+    import os
+
+    touch(tmp_path, [f"{c}/{i}.png" for c in "ab" for i in range(3)])
+    os.mkfifo(tmp_path / "a" / "x.png")  # reading it would wait for a writer forever
+    (tmp_path / "a" / "dir.png").mkdir()
+    (tmp_path / "b" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "b" / os.fsdecode(b"\xff\xfe.png")).write_bytes(b"")  # a Latin-1 name
+    (tmp_path / os.fsdecode(b"c\xe9")).mkdir()
+    (tmp_path / os.fsdecode(b"c\xe9") / "1.png").write_bytes(b"")
+    listing = list_labelled_files(tmp_path, (".png",), 0.0, 0.0)
+    assert listing.class_names == ["a", "b"]
+    assert sorted(rel for rel, _ in listing.splits["train"]) == [f"{c}/{i}.png" for c in "ab"
+                                                                 for i in range(3)]
+    assert sorted(listing.skipped) == ["a/x.png", "b/gone.png", os.fsdecode(b"b/\xff\xfe.png")]
+    assert capsys.readouterr().out == (f"Skipped 1 class folder(s) whose names are not valid "
+                                       f"UTF-8 (rename them to train on them): {tmp_path}/c\ufffd\n")
 
 
 def test_split_folders_and_class_filter(tmp_path):
@@ -137,7 +160,7 @@ def folder_run(tmp_path_factory):
     data = fashion_folder(root / "photos")
     config = load_config("image_classification", None, SMOKE + [
         f"data.dir={data}", f"run_dir={root / 'run'}", f"export.dir={root / 'export'}",
-        "data.test_split=0.25"])
+        "data.test_split=0.25", "data.max_image_pixels=1000000"])
     capture = io.StringIO()
     with contextlib.redirect_stdout(capture):
         metrics = train(config)
@@ -147,8 +170,12 @@ def folder_run(tmp_path_factory):
 def test_a_folder_trains_with_its_class_names_and_one_line_about_skipped_files(folder_run):
     root, metrics, printed = folder_run
     skipped = [line for line in printed.splitlines() if line.startswith("Skipped")]
-    assert skipped == ["Skipped 4 of 124 files that are not readable images: pullover/cut.png, "
-                       "trouser/empty.jpg, tshirt/.DS_Store, tshirt/notes.txt"]
+    assert skipped == [
+        "Skipped 1 of 126 images larger than data.max_image_pixels=1,000,000: trouser/huge.png "
+        "(2000x2000)",
+        "Skipped 5 of 126 files that are not readable images (damaged, other types, not regular "
+        "files, names that are not UTF-8): pullover/cut.png, trouser/empty.jpg, tshirt/.DS_Store, "
+        "tshirt/notes.txt, tshirt/\ufffd.png"]
     assert metrics["class_names"] == ["pullover", "trouser", "tshirt"]
     matrix = np.array(metrics["confusion_matrix"])
     assert matrix.shape == (3, 3) and matrix.sum() > 0
@@ -322,13 +349,18 @@ def test_kat_data_shows_what_a_run_would_train_on_without_building_a_model(tmp_p
     noise = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
     Image.fromarray(noise).save(data / "trouser" / "wide.png")
     result = cli("data", "--app", "image_classification", "--set", f"data.dir={data}",
-                 "--set", "data.test_split=0.25", "--out", str(tmp_path / "preview"))
+                 "--set", "data.test_split=0.25", "--set", "data.max_image_pixels=1000000",
+                 "--out", str(tmp_path / "preview"))
     assert result.returncode == 0, result.stderr[-1500:]  # --out's folder is made if missing
     lines = result.stdout.splitlines()
-    assert lines[:2] == [
+    assert lines[:3] == [
+        "Skipped 1 of 127 images larger than data.max_image_pixels=1,000,000: trouser/huge.png "
+        "(2000x2000)",
         f"Data: 3 classes (pullover, trouser, tshirt), 28x28x1 images from the class folders in {data}",
-        "Skipped 4 of 125 files that are not readable images: pullover/cut.png, trouser/empty.jpg, "
-        "tshirt/.DS_Store, tshirt/notes.txt"]
+        "Skipped 5 of 127 files that are not readable images (damaged, other types, not regular "
+        "files, names that are not UTF-8): pullover/cut.png, trouser/empty.jpg, tshirt/.DS_Store, "
+        "tshirt/notes.txt, tshirt/\ufffd.png"]
+    lines = lines[1:]
     counts = {line.split(":")[0]: line for line in lines[2:5]}
     assert set(counts) == {"train", "validation", "test"}
     assert sum(int(line.split(":")[1].split()[0].replace(",", "")) for line in counts.values()) == 121

@@ -171,6 +171,8 @@ def build_parser():
     predict.add_argument("items", nargs="+",
                          help="image files (.png/.jpg), text files or texts, CSV files, .npy arrays")
     predict.add_argument("--run", help="run directory: predict in process, no server needed")
+    predict.add_argument("--text", action="store_true",
+                         help="the items are texts, even where they look like file paths")
     predict.add_argument("--json", action="store_true",
                          help="with --run: print every output as JSON (default: top classes)")
     predict.add_argument("--top", type=int, default=3, help="with --run: classes shown per item")
@@ -335,7 +337,7 @@ def run(args):
             raise ConfigError("Give --run DIR (predict in process) or --model NAME (ask a "
                               "server), not both")
         _, app, model = load_run(args.run)
-        results = predict.predict(app, model, args.items)
+        results = predict.predict(app, model, args.items, args.text)
         print(json.dumps(results, indent=2) if args.json else
               predict.as_text(results, app.class_names(), args.top))
     elif args.command == "predict":
@@ -346,10 +348,10 @@ def run(args):
         try:
             if args.grpc:
                 result = client.grpc_predict(args.grpc, args.model, args.items, args.version,
-                                             args.signature)
+                                             args.signature, args.text)
             else:
                 result = client.rest_predict(args.url, args.model, args.items, args.version,
-                                             args.signature)
+                                             args.signature, args.text)
         except client.ClientError as e:  # serving does not know training's errors
             raise CommandError(str(e)) from None
         print(json.dumps(result, indent=2))

@@ -34,9 +34,10 @@ class LabelledFiles:
     class_names: List[str]
     splits: Dict[str, List[Tuple[str, int]]]
     skipped: List[str] = field(default_factory=list)  # other file types, inside class folders
+    too_large: List[str] = field(default_factory=list)  # over a size limit: never read whole
 
     def total(self):
-        return sum(len(v) for v in self.splits.values()) + len(self.skipped)
+        return sum(len(v) for v in self.splits.values()) + len(self.skipped) + len(self.too_large)
 
 
 def hash_fraction(relative_path):
@@ -66,8 +67,26 @@ def has_class_folders(root):
     return root.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir())
 
 
-def _class_dirs(split_dir):
-    return sorted(p for p in Path(split_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
+def _is_utf8(name):
+    """Is a file name (as os gives it, undecodable bytes as surrogate escapes) valid UTF-8?
+    Other names cannot be hashed, printed or stored in config.yaml and labels.txt as text."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def shown(name):
+    """`name` printable: bytes that are not UTF-8 shown as U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _class_dirs(split_dir, unreadable):
+    """The class folders of `split_dir`; those whose names are not UTF-8 go to `unreadable`."""
+    found = sorted(p for p in Path(split_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
+    unreadable += [str(p) for p in found if not _is_utf8(p.name)]
+    return [p for p in found if _is_utf8(p.name)]
 
 
 def _files(class_dir, root, suffixes):
@@ -76,8 +95,12 @@ def _files(class_dir, root, suffixes):
     for directory, subdirs, names in os.walk(class_dir):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(names):
-            rel = os.path.relpath(os.path.join(directory, name), root)
-            (wanted if name.lower().endswith(suffixes) else other).append(rel)
+            path = os.path.join(directory, name)
+            rel = os.path.relpath(path, root)
+            # Only regular files: reading a FIFO named x.png would wait for a writer forever.
+            wanted_file = (name.lower().endswith(suffixes) and os.path.isfile(path)
+                           and _is_utf8(name))
+            (wanted if wanted_file else other).append(rel)
     return wanted, other
 
 
@@ -97,16 +120,19 @@ def list_labelled_files(root, suffixes, validation_split, test_split,
     split_layout = is_split_layout(root)
     split_dirs = ({s: root / s for s in SPLITS if (root / s).is_dir()} if split_layout
                   else {"train": root})
-    per_split, skipped = {}, []
+    per_split, skipped, unreadable = {}, [], []
     for split, directory in split_dirs.items():
         per_split[split] = {}
-        for class_dir in _class_dirs(directory):
+        for class_dir in _class_dirs(directory, unreadable):
             if classes and class_dir.name not in classes:
                 continue
             wanted, other = _files(class_dir, root, suffixes)
             skipped += other
             if wanted:
                 per_split[split][class_dir.name] = wanted
+    if unreadable:
+        print(f"Skipped {len(unreadable)} class folder(s) whose names are not valid UTF-8 (rename "
+              f"them to train on them): {_first([shown(p) for p in unreadable])}", flush=True)
     names = sorted(per_split["train"])
     where = f"{root / 'train'}" if split_layout else f"{root}"
     if len(names) < 2:
@@ -153,4 +179,4 @@ def _first(names):
 def skipped_report(skipped, total, what):
     """One line: how many of `total` were skipped, and the first few of them; e.g.
     what="files that are not readable images"."""
-    return f"Skipped {len(skipped)} of {total} {what}: {_first(skipped)}"
+    return f"Skipped {len(skipped)} of {total} {what}: {_first([shown(p) for p in skipped])}"

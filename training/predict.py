@@ -6,7 +6,8 @@ server's. What an item is depends on the model's input:
 
 - images (uint8 pixels): image files, sent as encoded bytes to `image_bytes` when the app
   exports it (decoded as in training), else decoded here; or `.npy` arrays;
-- strings: a text file's contents, or the item itself as the text;
+- strings: a text file's contents, or the item itself as the text (an item that looks like a
+  path and does not exist is an error; with --text every item is a text);
 - rows of numbers: CSV files, one prediction per row (a header row names the columns;
   `App.feature_columns` picks the model's), or `.npy` arrays.
 """
@@ -16,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from serving.client import IMAGE_SUFFIXES, decode_pixels
+from serving.client import IMAGE_SUFFIXES, ClientError, decode_pixels, example_kind
+from serving.image_header import DEFAULT_MAX_PIXELS, IMAGE_BYTES, check_image
+from serving.inputs import op_error_line
 from training.datasets import check_header, csv_records
 from training.errors import ConfigError, DataError
-
-IMAGE_BYTES_SIGNATURE = "image_bytes"
 
 
 def _is_number(text):
@@ -50,13 +51,15 @@ def csv_rows(path, columns=None):
         raise DataError(f"{path} has rows that are not all numbers of the same length") from None
 
 
-def _items(item, spec, columns):
+def _items(item, spec, columns, text=False):
     """(label, example) pairs of one command-line item for input `spec`."""
+    try:
+        kind = example_kind(item, spec.dtype == tf.string, text)
+    except ClientError as e:
+        raise DataError(str(e)) from None
     path = Path(item)
     if spec.dtype == tf.string:
-        return [(item, path.read_text(errors="replace") if path.is_file() else item)]
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {item}")
+        return [(item, path.read_text(errors="replace") if kind == "file" else item)]
     if path.suffix.lower() == ".npy":
         try:
             return [(item, np.load(path).astype(spec.dtype.as_numpy_dtype))]
@@ -71,36 +74,40 @@ def _items(item, spec, columns):
                        else "CSV files") + " or .npy arrays")
 
 
-def _decoded(data, spec):
-    """Image file bytes as `spec`'s pixels, for apps without an image_bytes signature."""
-    try:
-        return decode_pixels(data, spec.shape.as_list(), spec.dtype.as_numpy_dtype)
-    except tf.errors.InvalidArgumentError:
-        raise DataError("an item is not an image TensorFlow can decode (PNG, JPEG, GIF, BMP)") from None
-
-
-def predict(app, model, items):
-    """[{"input": label, output name: value, ...}] for each example of `items`."""
+def predict(app, model, items, text=False):
+    """[{"input": label, output name: value, ...}] for each example of `items`; with `text`,
+    each item is a text even where it looks like a path. Image files are checked before they
+    decode: bytes that are not an image, or declare more than data.max_image_pixels, are a
+    DataError."""
     signatures = {"serving_default": app.serving_signature(model), **app.extra_signatures(model)}
     signature = signatures["serving_default"]
     if len(signature.inputs) != 1:
         raise ConfigError("predict sends one input; this model's signature takes "
                           f"{[s.name for s in signature.inputs]}: call it over the server")
     spec = signature.inputs[0]
-    examples = [pair for item in items for pair in _items(item, spec, app.feature_columns())]
+    max_pixels = getattr(app.config.data, "max_image_pixels", DEFAULT_MAX_PIXELS)
+    examples = [pair for item in items for pair in _items(item, spec, app.feature_columns(), text)]
     results = []
     for label, example in examples:
         if isinstance(example, bytes):  # an image file
-            if IMAGE_BYTES_SIGNATURE in signatures:
-                fn, value = signatures[IMAGE_BYTES_SIGNATURE].fn, tf.constant([example])
-            else:
-                fn, value = signature.fn, tf.constant(_decoded(example, spec)[None])
+            try:
+                if IMAGE_BYTES in signatures:
+                    check_image(example, max_pixels, label, "data.max_image_pixels")
+                    fn, value = signatures[IMAGE_BYTES].fn, tf.constant([example])
+                else:
+                    fn, value = signature.fn, tf.constant(decode_pixels(
+                        example, spec.shape.as_list(), spec.dtype.as_numpy_dtype, label,
+                        max_pixels, "data.max_image_pixels")[None])
+            except ValueError as e:
+                raise DataError(str(e)) from None
         else:
             fn, value = signature.fn, tf.constant(np.asarray(example)[None])
         try:
             outputs = fn(value)
         except (tf.errors.InvalidArgumentError, ValueError) as e:
-            raise DataError(f"{label}: the model cannot take it ({str(e).splitlines()[0]})") from None
+            what = ("is not a readable image" if isinstance(example, bytes) else
+                    "cannot be taken by the model")
+            raise DataError(f"{label} {what} ({op_error_line(e)})") from None
         results.append({"input": label, **{k: _plain(v.numpy()[0]) for k, v in outputs.items()}})
     return results
 

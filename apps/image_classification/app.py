@@ -15,11 +15,11 @@ from apps.image_classification.backbones import BACKBONES
 from apps.image_classification.data import image_source
 from apps.image_classification.folders import decode_image
 from apps.image_classification.model import build_classifier
+from serving.image_header import DEFAULT_MAX_PIXELS, IMAGE_BYTES
 from training import fine_tuning
 from training.app import App, ServingSignature, classification_signature
 from training.config import BoolOrAuto, Config, DataConfig, IntOrAuto, ModelConfig, OptimizerConfig, option
 
-IMAGE_BYTES_SIGNATURE = "image_bytes"  # the exported signature that takes encoded images
 ARCHS = tuple(BACKBONES)
 APPLICATIONS = "keras_applications/"  # + the name of one of keras.applications' models
 # model.augment=auto turns augmentation on for runs of more passes than this: a model that sees
@@ -77,6 +77,9 @@ class ImageDataConfig(DataConfig):
     background: int = option(255, "transparent pixels (PNG alpha, palette transparency) are drawn "
                              "on this gray level, in training, predict and image_bytes alike: "
                              "255 white, 0 black", ge=0, le=255)
+    max_image_pixels: int = option(DEFAULT_MAX_PIXELS, "images whose header declares more pixels "
+                                   "(width x height) are not decoded: skipped in training, refused "
+                                   "by predict (a decompression bomb decodes to gigabytes)", ge=1)
 
 
 @dataclass
@@ -167,7 +170,7 @@ class ImageClassification(App):
                                fn_output_signature=tf.TensorSpec((height, width, channels), tf.uint8))
             return pixels(images)
 
-        return {IMAGE_BYTES_SIGNATURE: ServingSignature(
-            [tf.TensorSpec((None,), tf.string, name="image_bytes")], from_bytes,
+        return {IMAGE_BYTES: ServingSignature(
+            [tf.TensorSpec((None,), tf.string, name=IMAGE_BYTES)], from_bytes,
             scored="probabilities",
             examples=lambda images: [tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)])}

@@ -124,7 +124,8 @@ def image_source(data):
     from apps.image_classification.folders import FolderImages
 
     folder = FolderImages(data.dir, data.image_size, data.channels, data.validation_split,
-                          data.test_split, data.limit, data.classes, data.background)
+                          data.test_split, data.limit, data.classes, data.background,
+                          data.max_image_pixels)
     # What was resolved goes into config.yaml: a folder run said name fashion_mnist, channels null.
     data.format, data.name = "folder", ""
     data.image_size, data.channels = list(folder.size), folder.channels

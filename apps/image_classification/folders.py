@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.image_classification.data import ImageDataInfo
+from serving.image_header import DEFAULT_MAX_PIXELS, file_declared_size
 from training.errors import DataError
 from training.folder_data import list_labelled_files, skipped_report
 
@@ -64,16 +65,44 @@ class FolderImages:
     """One image classification data set from class folders (see training/folder_data.py)."""
 
     def __init__(self, data_dir, image_size=None, channels=None, validation_split=0.1,
-                 test_split=0.2, limit=None, classes=None, background=255):
+                 test_split=0.2, limit=None, classes=None, background=255,
+                 max_pixels=DEFAULT_MAX_PIXELS):
         self.data_dir = data_dir
         self.limit = limit
         self.background = background
         self._listing = list_labelled_files(data_dir, IMAGE_SUFFIXES, validation_split, test_split,
                                             classes, what="images")
+        self._drop_undecodable_headers(max_pixels)
         self.class_names = self._listing.class_names
         self.size, self.channels = self._shape_defaults(image_size, channels)
         self._good = None
         self._warned = False
+
+    def _drop_undecodable_headers(self, max_pixels):
+        """Leave out the files whose header declares more than `max_pixels` pixels (never
+        decoded: a decompression bomb takes gigabytes) or that no header of IMAGE_FORMATS
+        starts (the decode pass would fail on them; TF would also decode other formats)."""
+        too_large, unreadable = [], []
+        for split, files in self._listing.splits.items():
+            kept = []
+            for rel, label in files:
+                try:
+                    size = file_declared_size(self._path(rel))
+                except OSError:
+                    size = None
+                if size is None:
+                    unreadable.append(rel)
+                elif size[0] * size[1] > max_pixels:
+                    too_large.append(f"{rel} ({size[0]}x{size[1]})")
+                else:
+                    kept.append((rel, label))
+            self._listing.splits[split] = kept
+        self._listing.skipped += unreadable
+        self._listing.too_large = sorted(too_large)
+        if too_large:
+            print(skipped_report(self._listing.too_large, self._listing.total(),
+                                 f"images larger than data.max_image_pixels={max_pixels:,}"),
+                  flush=True)
 
     def info(self) -> ImageDataInfo:
         return ImageDataInfo((*self.size, self.channels), len(self.class_names), self.class_names)
@@ -96,7 +125,7 @@ class FolderImages:
                     with Image.open(self._path(rel)) as image:
                         sizes[f"{image.width}x{image.height}"] += 1
                         modes[image.mode] += 1
-                except (OSError, ValueError):
+                except (OSError, ValueError, Image.DecompressionBombError):
                     continue  # the decode pass reports it as skipped
 
         def common(counter):
@@ -164,8 +193,9 @@ class FolderImages:
                 self._good[split].append((self._path(rel), label))
         bad = listing.skipped + [rel for i, (_, rel, _) in enumerate(items) if i not in ok]
         if bad:
-            print(skipped_report(sorted(bad), listing.total(),
-                                 "files that are not readable images"), flush=True)
+            print(skipped_report(sorted(bad), listing.total(), "files that are not readable "
+                                 "images (damaged, other types, not regular files, names that "
+                                 "are not UTF-8)"), flush=True)
         for split, files in self._good.items():
             blank = sum(1 for i, (s, _, _) in enumerate(items) if s == split and checked.get(i))
             if blank > CONSTANT_SHARE * len(files):
