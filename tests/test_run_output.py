@@ -100,3 +100,22 @@ def test_a_model_no_better_than_the_majority_class_says_so_beside_the_baseline(c
     assert last[0].startswith("warning: validation accuracy never beat the majority-class rate")
     assert last[1].startswith("warning: test accuracy ") and "not clearly above" in last[1]
     assert last == metrics["warnings"]
+
+
+def test_a_confusion_matrix_of_many_classes_is_a_bounded_figure(tmp_path):
+    from PIL import Image
+
+    n = 100  # drawn a cell per class, this figure took 1.6 GB (300 classes: 12 GB)
+    matrix = np.random.default_rng(0).integers(0, 5, (n, n))
+    plots.confusion_matrix(matrix, [f"class {i}" for i in range(n)], tmp_path / "matrix.png")
+    with Image.open(tmp_path / "matrix.png") as image:
+        assert max(image.size) <= 100 * plots.MATRIX_INCHES
+
+
+def test_a_figure_that_fails_is_a_warning_not_a_lost_run(tmp_path, capsys):
+    from training.run import draw
+
+    (tmp_path / "confusion_matrix.png").mkdir()  # savefig cannot write there
+    assert draw(plots.confusion_matrix, tmp_path / "confusion_matrix.png", np.eye(3), "abc") is None
+    assert capsys.readouterr().out.startswith("warning: confusion_matrix.png was not drawn "
+                                              "(IsADirectoryError: ")

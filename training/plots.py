@@ -53,17 +53,27 @@ def sample_grid(images_per_class, class_names, path):
     return path
 
 
+MATRIX_INCHES = 14  # the largest confusion matrix figure: 1,400 px at 100 dpi, for any class count
+LABELLED_CLASSES = 60  # beyond this many classes the axes are not labelled by name
+
+
 def confusion_matrix(matrix, class_names, path):
-    """Row-normalised confusion matrix with counts, true class on rows."""
+    """Row-normalised confusion matrix with counts, true class on rows. The figure grows with
+    the classes up to MATRIX_INCHES (a 300-class figure sized per class took 12 GB to draw)."""
     matrix = np.asarray(matrix)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(1 + 0.7 * n, 1 + 0.6 * n))
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    fig, ax = plt.subplots(figsize=(min(1 + 0.7 * n, MATRIX_INCHES), min(1 + 0.6 * n, MATRIX_INCHES)))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    if n <= LABELLED_CLASSES:
+        size = 10 if n <= 20 else 6
+        ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=size)
+        ax.set_yticks(range(n), class_names, fontsize=size)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+    else:
+        ax.set_xlabel(f"predicted (classes 0-{n - 1} in metrics.json's class_names order)")
+        ax.set_ylabel("true")
     if n <= 20:
         for i in range(n):
             for j in range(n):

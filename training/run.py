@@ -42,6 +42,7 @@ from training.errors import (
     ExportError,
     Preempted,
     TrainingDiverged,
+    described,
     model_file_damage,
 )
 from training.export import export_in_tensorflow, export_saved_model
@@ -207,19 +208,34 @@ def _confusion(model, dataset, num_classes):
     return matrix
 
 
+def draw(plot, path, *args):
+    """`plot(*args, path)`; a figure that fails (memory, an odd value) is a warning: the run
+    keeps its model and metrics."""
+    try:
+        return plot(*args, path)
+    except Exception as e:
+        print(f"warning: {Path(path).name} was not drawn ({described(e)}); the run's metrics "
+              "and model are kept", flush=True)
+        return None
+
+
 def write_report(app, model, history, test_ds, run_dir):
     """Training curves, confusion matrix (classification apps) and the app's own figures."""
     extra = {}
-    plots.training_curves(history, run_dir / "training_curves.png")
+    draw(plots.training_curves, run_dir / "training_curves.png", history)
     names = app.class_names()
     if names:
         extra["class_names"] = list(names)
     if names and test_ds is not None:
         matrix = _confusion(model, test_ds, len(names))
-        plots.confusion_matrix(matrix, names, run_dir / "confusion_matrix.png")
+        draw(plots.confusion_matrix, run_dir / "confusion_matrix.png", matrix, names)
         extra["confusion_matrix"] = matrix.tolist()
         extra["baseline"] = {"test": baselines.majority(matrix.sum(axis=1), names)}
-    extra.update(app.report(model, test_ds, str(run_dir)) or {})
+    try:
+        extra.update(app.report(model, test_ds, str(run_dir)) or {})
+    except Exception as e:  # its figures and extra metrics; the run's own are kept
+        print(f"warning: the app's report failed ({described(e)}); the run's metrics and model "
+              "are kept", flush=True)
     return extra
 
 
@@ -315,8 +331,8 @@ def _train(config, strategy, claimed):
               "model is exported as trained); give more data, or a test/ folder, or raise "
               "data.test_split where the app has it", flush=True)
     steps = input_pipeline.batches_per_epoch(examples, config, strategy)
-    described = app.describe_data()
-    print(f"Data: {described + '; ' if described else ''}{examples:,} training, {val_examples:,} "
+    data_line = app.describe_data()
+    print(f"Data: {data_line + '; ' if data_line else ''}{examples:,} training, {val_examples:,} "
           f"validation, {test_examples:,} test examples", flush=True)
 
     options = compile_options(config, strategy, steps)
