@@ -1,7 +1,7 @@
 """TF Serving's model base-path layout and its model_config_list file.
 
 A model is served from `<base>/<name>/<int version>/saved_model.pb`; TF Serving loads only
-all-digit version directories. `<base>/models.config` lists every model. The exporter
+version directories named by an int64 in ASCII digits. `<base>/models.config` lists every model. The exporter
 writes this layout and the repository reads it, so both sides share these functions.
 """
 
@@ -12,12 +12,34 @@ from pathlib import Path
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
-def versions(model_dir):
-    """Existing integer versions under `model_dir`, ascending."""
+VERSION_RE = re.compile(r"[0-9]+")  # ASCII digits: str.isdigit() also takes "²" and "١"
+MAX_VERSION = 2**63 - 1  # TF Serving's versions are int64
+NOT_A_VERSION = ("is not a version: a version directory is named by a plain ASCII integer up to "
+                 f"{MAX_VERSION}; it is ignored")
+
+
+def version_number(name):
+    """The version directory `name` stands for, or None."""
+    if VERSION_RE.fullmatch(name) and int(name) <= MAX_VERSION:
+        return int(name)
+    return None
+
+
+def versions(model_dir, odd=None):
+    """Existing integer versions under `model_dir`, ascending. Directories that look like
+    versions but are none (other digits, beyond int64) are added to the list `odd`."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    found = []
+    for path in model_dir.iterdir():
+        if path.is_dir():
+            number = version_number(path.name)
+            if number is not None:
+                found.append(number)
+            elif odd is not None and path.name.isdigit():
+                odd.append(path)
+    return sorted(found)
 
 
 def write_models_config(export_dir):

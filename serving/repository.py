@@ -22,8 +22,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 from serving.batching import Batcher
 from serving.image_header import DEFAULT_MAX_PIXELS, FORMATS, IMAGE_BYTES
 from serving.inputs import BadRequest, check_images, op_error_line
-from serving.layout import versions
-from serving.warmup import read_warmup, replay
+from serving.layout import NOT_A_VERSION, versions
+from serving.warmup import REPLAY_SECONDS, read_warmup, replay
 
 ROWS_PER_CALL = 256  # a big request runs in slices, so its activations' memory stays bounded
 # Requests whose images declare more pixels than this decode one at a time (as large bodies
@@ -142,6 +142,7 @@ class ModelRepository:
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
         self._loaded = {}
         self._broken = {}  # (name, version) -> the files' stamp when loading failed
+        self._odd = set()  # directories named like versions that are none, told once
         self._lock = threading.Lock()
         self._stop = threading.Event()
         if load:
@@ -167,10 +168,13 @@ class ModelRepository:
                                    max_image_pixels=self.max_image_pixels, heavy=self.heavy)
             requests = read_warmup(path)
             if requests:
-                seconds = replay(loaded.module.signatures, requests,
-                                 lambda fn, arrays: _run_in_slices(fn, arrays, 0))
-                self.log(f"{name} version {version}: replayed {len(requests)} warm-up requests "
-                         f"in {seconds:.2f} s")
+                done, seconds = replay(loaded.module.signatures, requests,
+                                       lambda fn, arrays: _run_in_slices(fn, arrays, 0),
+                                       lambda line: self.log(f"{name} version {version}: {line}"))
+                of = f" of {len(requests)}" if done < len(requests) else ""
+                self.log(f"{name} version {version}: replayed {done}{of} warm-up requests in "
+                         f"{seconds:.2f} s" + (f"; the rest are skipped (at most {REPLAY_SECONDS:g} "
+                                               "s of warm-up per version)" if of else ""))
             return loaded
         except Exception as e:  # an empty, half-copied or foreign dir must not stop serving
             self._broken[(name, version)] = stamp
@@ -182,7 +186,12 @@ class ModelRepository:
     def refresh(self):
         """Serve the newest loadable version of each model, if it is not the one served."""
         for name, base in self.base_paths.items():
-            current, found = self._loaded.get(name), versions(base)
+            odd = []
+            current, found = self._loaded.get(name), versions(base, odd)
+            for path in odd:
+                if path not in self._odd:
+                    self._odd.add(path)
+                    self.log(f"warning: {path} {NOT_A_VERSION}")
             keep = current is not None and current.version in found  # else: it was deleted
             for version in reversed(found):
                 if keep and version <= current.version:

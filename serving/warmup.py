@@ -16,6 +16,9 @@ import tensorflow as tf
 from serving.inputs import BadRequest, check_array
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+MAX_RECORDS = 1000  # TF Serving refuses a version whose file holds more (kMaxNumRecords)
+REPLAY_SECONDS = 30.0  # then the version is served with the rest not replayed: a load stays bounded
+PROGRESS_SECONDS = 10.0  # a long replay says how far it got this often
 
 
 class WarmupError(ValueError):
@@ -52,6 +55,9 @@ def read_warmup(version_dir):
     requests = []
     try:
         for number, record in enumerate(tf.data.TFRecordDataset(str(path)).as_numpy_iterator(), 1):
+            if number > MAX_RECORDS:
+                raise WarmupError(f"{WARMUP_FILE} holds more than {MAX_RECORDS:,} records, TF "
+                                  "Serving's limit; a few per signature warm a model up")
             log = prediction_log_pb2.PredictionLog.FromString(record)
             kind = log.WhichOneof("log_type")
             if kind != "predict_log":
@@ -68,11 +74,18 @@ def read_warmup(version_dir):
     return requests
 
 
-def replay(signatures, requests, run):
-    """Run every warm-up request through its signature with `run(fn, arrays)`; return the
-    seconds taken. A request that does not fit its signature raises WarmupError."""
-    start = time.perf_counter()
+def replay(signatures, requests, run, log=None, max_seconds=REPLAY_SECONDS):
+    """Run the warm-up requests through their signatures with `run(fn, arrays)` for at most
+    `max_seconds` (logging progress with `log`); return (requests replayed, seconds). A
+    request that does not fit its signature raises WarmupError."""
+    start = last_report = time.perf_counter()
     for number, (name, inputs) in enumerate(requests, 1):
+        now = time.perf_counter()
+        if now - start > max_seconds:
+            return number - 1, now - start
+        if log is not None and now - last_report > PROGRESS_SECONDS:
+            log(f"replaying warm-up requests: {number - 1} of {len(requests)} in {now - start:.0f} s")
+            last_report = now
         if name not in signatures:
             raise WarmupError(f"warm-up request {number} asks for signature {name!r}, which the "
                               f"model does not have ({', '.join(sorted(signatures))})")
@@ -87,4 +100,4 @@ def replay(signatures, requests, run):
         except (BadRequest, tf.errors.InvalidArgumentError) as e:
             raise WarmupError(f"warm-up request {number} does not fit signature {name!r}: "
                               f"{str(e).splitlines()[0]}") from None
-    return time.perf_counter() - start
+    return len(requests), time.perf_counter() - start

@@ -4,6 +4,7 @@ quiet TensorFlow."""
 import argparse
 import functools
 import os
+import re
 import socket
 import threading
 from types import SimpleNamespace
@@ -111,6 +112,8 @@ def one_line_error(result, *expected):
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-1500:]
     for text in expected:
         assert text in lines[0], lines[0]
+    bare = re.sub(r"/[^\s,;:()']+", "/PATH", lines[0])  # a path is as long as the user made it
+    assert len(bare) < 300, lines[0]
     return lines[0]
 
 

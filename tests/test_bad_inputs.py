@@ -99,6 +99,12 @@ def test_bad_config_value_is_one_line_before_any_data_is_read(cli, tmp_path, cas
     assert not run_dir.exists()  # refused before anything was created
 
 
+# 400 bytes that expand to 9^9 strings wherever the value is checked or printed.
+ALIAS_BOMB = ("app: image_classification\nmodel:\n  arch: [&a [lol,lol,lol,lol,lol,lol,lol,lol,lol],\n"
+              + "".join(f"    &{b} [{','.join(['*' + a] * 9)}],\n" for a, b in zip("abcdefgh", "bcdefghi"))
+              + "    *i]\n").encode()
+
+
 @pytest.mark.parametrize("case_id, content, expected", [
     ("missing", None, "Config file not found"),
     ("invalid_yaml", b"epochs: [3", "is not valid YAML at line 1"),
@@ -107,6 +113,11 @@ def test_bad_config_value_is_one_line_before_any_data_is_read(cli, tmp_path, cas
     ("names_no_app", b"epochs: 3\n", "Name the app: --app NAME"),
     ("names_unknown_app", b"app: nope\n", "Unknown app 'nope'"),
     ("a_list", b"- epochs\n", "Name the app"),
+    ("key_twice", b"app: image_classification\nepochs: 3\nbatch_size: 8\nepochs: 5\n",
+     "at line 4, column 1: key 'epochs' is given twice in one mapping (first at line 2)"),
+    ("alias_bomb", ALIAS_BOMB, "its aliases (*name) expand to more than 10,000 values"),
+    ("megabytes", b"app: image_classification\n" + b"# a comment line\n" * 70_000,
+     "is 1,190,026 bytes; a config or search space is a few KB"),
 ], ids=lambda c: c if isinstance(c, str) and " " not in c else None)
 def test_bad_config_file_is_one_line(cli, tmp_path, case_id, content, expected):
     path = tmp_path / "config.yaml"

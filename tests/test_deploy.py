@@ -11,7 +11,7 @@ from conftest import one_line_error
 
 from serving.batching import BatchingParameters, read_parameters
 from serving.repository import ModelRepository
-from serving.warmup import WARMUP_FILE, read_warmup, write_warmup
+from serving.warmup import WARMUP_FILE, read_warmup, replay, write_warmup
 from training import artifacts
 from training.input_pipeline import make_dataset
 from training.run import load_run
@@ -149,6 +149,20 @@ def test_export_writes_warm_up_requests_that_the_server_replays(served, tmp_path
     repository.refresh()
     assert repository.get("fashion").version == 1
     assert "is not a TFRecord file of PredictionLog protos" in log[-1]
+    # More records than TF Serving takes: refused at once (it held back newer versions for minutes).
+    write_warmup(base / "2", "fashion", requests[:1] * 1001)
+    repository.refresh()
+    assert repository.get("fashion").version == 1
+    assert "holds more than 1,000 records, TF Serving's limit" in log[-1]
+
+
+def test_a_long_warm_up_is_cut_at_its_time_limit(served):
+    requests = read_warmup(served["version_dir"]) * 50
+    module = tf.saved_model.load(str(served["version_dir"]))
+    lines = []
+    done, seconds = replay(module.signatures, requests, lambda fn, arrays: fn(**arrays), lines.append,
+                           max_seconds=0.0)
+    assert done < len(requests)
 
 
 def test_batching_joins_concurrent_requests_and_answers_each_its_own(served):
@@ -189,3 +203,24 @@ def test_batching_parameters_file_and_flags(cli, tmp_path, served):
                    "cannot use 'max_batch_sise'", "max_batch_size { value: N }")
     one_line_error(cli("serve", model, f"--batching_parameters_file={bad}"),
                    "only with --enable_batching")
+
+
+def test_directories_named_like_versions_that_are_none_are_ignored_with_one_line(served, tmp_path,
+                                                                                 capsys):
+    from training.export import NextVersion
+
+    base = tmp_path / "fashion"
+    shutil.copytree(served["version_dir"], base / "1")
+    for odd in ("\u00b2", "99999999999999999999"):  # "²".isdigit() is True; the other is over int64
+        (base / odd).mkdir()
+    log = []
+    repository = ModelRepository({"fashion": base}, log=log.append)
+    repository.refresh()
+    repository.refresh()
+    assert repository.get("fashion").version == 1
+    told = sorted(line for line in log if "is not a version" in line)
+    assert [line.split(" is not")[0] for line in told] == [
+        f"warning: {base / '99999999999999999999'}", f"warning: {base / chr(0xb2)}"]
+    assert NextVersion(base).version == 2
+    assert capsys.readouterr().out.count("is not a version: a version directory is named by a "
+                                         "plain ASCII integer") == 2

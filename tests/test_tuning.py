@@ -61,6 +61,10 @@ def read_csv(path):
     ("epochs: [1, 3]", ["is Hyperband's to set", "--algorithm random"]),
     ("run_dir: [a, b]", ["cannot be searched"]),
     ("[1, 2]", ["must map config keys to ranges or choices"]),
+    ("model.width_multiplier: [0.5, 1.0]\nmodel.width_multiplier: [0.25]", ["given twice"]),
+    ("model.width_multiplier: [&a [1,1,1,1,1,1,1,1,1,1], "
+     + ", ".join(f"&{b} [{','.join(['*' + a] * 10)}]" for a, b in zip("abcdefg", "bcdefgh")) + "]",
+     ["its aliases (*name) expand to more than 10,000 values"]),
 ])
 def test_bad_search_space_is_one_clear_error_before_any_trial(cli, tmp_path, space, expected):
     result = cli("tune", *SEARCH, "--space", write_space(tmp_path, space), cwd=tmp_path)

@@ -16,6 +16,7 @@ error format for the same interface.
 
 import copy
 import dataclasses
+import os
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 from serving.layout import model_name_problem
-from training.errors import ConfigError
+from training import strict_yaml
+from training.errors import ConfigError, quoted
 from training.registry import get_app
 
 BOUNDS = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
@@ -231,13 +233,13 @@ def _coerce(value, tp, key):
             if not words:
                 raise
             raise ConfigError(f"Config key '{key}' must be {_type_name(plain[0])} or one of: "
-                              f"{', '.join(words)}; got {value!r}") from None
+                              f"{', '.join(words)}; got {quoted(value)}") from None
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value in allowed:
             return value
         raise ConfigError(f"Config key '{key}' must be one of: {', '.join(map(str, allowed))}; "
-                          f"got {value!r}")
+                          f"got {quoted(value)}")
     if tp is Any:
         return value
     if origin is list:  # e.g. List[int]: a YAML list, or "500,500,2000" from --set
@@ -247,7 +249,7 @@ def _coerce(value, tp, key):
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             value = [value]  # --set model.hidden=500: YAML reads one number, not a list
         if isinstance(value, (list, tuple)):
-            return [_coerce(yaml.safe_load(v) if isinstance(v, str) else v, item_type, f"{key}[{i}]")
+            return [_coerce(strict_yaml.load(v) if isinstance(v, str) else v, item_type, f"{key}[{i}]")
                     for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
@@ -272,7 +274,7 @@ def _coerce(value, tp, key):
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-    raise ConfigError(f"Config key '{key}' must be {_type_name(tp)}, got {value!r}")
+    raise ConfigError(f"Config key '{key}' must be {_type_name(tp)}, got {quoted(value)}")
 
 
 def from_dict(cls, values, prefix="", default=None):
@@ -285,7 +287,7 @@ def from_dict(cls, values, prefix="", default=None):
     section_name = prefix.rstrip(".") or "<root>"
     if not isinstance(values, dict):
         raise ConfigError(f"Config section '{section_name}' must be a mapping of its keys (e.g. "
-                          f"--set {prefix or ''}KEY=VALUE), got {values!r}")
+                          f"--set {prefix or ''}KEY=VALUE), got {quoted(values)}")
     default = cls() if default is None else default
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -338,11 +340,11 @@ def _validate(cls, name, value, key):
         if item is None or isinstance(item, (bool, str)):  # bounds are for numbers
             continue
         if not all(BOUNDS[k][1](item, b) for k, b in bounds.items()):
-            raise ConfigError(f"Config key '{key}' must be {bounds_text(bounds)}; got {value!r}")
+            raise ConfigError(f"Config key '{key}' must be {bounds_text(bounds)}; got {quoted(value)}")
     check = key_meta(cls, name, "check")
     problem = check(value) if check and value is not None else None
     if problem:
-        raise ConfigError(f"Config key '{key}' {problem}; got {value!r}")
+        raise ConfigError(f"Config key '{key}' {problem}; got {quoted(value)}")
 
 
 def to_dict(config):
@@ -353,11 +355,11 @@ def to_dict(config):
 def set_key(values, assignment):
     """Apply one `key.sub=value` assignment to a nested dict in place."""
     if "=" not in assignment:
-        raise ConfigError(f"--set expects key=value, got {assignment!r} (e.g. --set epochs=3)")
+        raise ConfigError(f"--set expects key=value, got {quoted(assignment)} (e.g. --set epochs=3)")
     key, raw = assignment.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = strict_yaml.load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     set_value(values, key, value)
@@ -375,10 +377,16 @@ def set_value(values, key, value):
 
 
 def read_yaml(path):
-    """The mapping in YAML file `path` ({} when empty), or a ConfigError naming the problem."""
+    """The mapping in YAML file `path` ({} when empty), or a ConfigError naming the problem
+    (strict_yaml: no repeated keys, bounded aliases and size)."""
     try:
         with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f)
+            size = os.fstat(f.fileno()).st_size
+            if size > strict_yaml.MAX_FILE_BYTES:
+                raise ConfigError(f"Config file {path} is {size:,} bytes; a config or search space "
+                                  f"is a few KB (at most {strict_yaml.MAX_FILE_BYTES:,}): is it the "
+                                  "right file?")
+            values = strict_yaml.load(f)
     except FileNotFoundError:
         raise ConfigError(f"Config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:

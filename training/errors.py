@@ -44,6 +44,18 @@ class CommandError(RuntimeError):
     the message says what to do."""
 
 
+def quoted(value, length=80):
+    """`value` as Python writes it, cut to about `length` characters (and a few items per
+    level) for a message: a value can be megabytes long, or an alias bomb's nested lists."""
+    import reprlib
+
+    short = reprlib.Repr()  # attributes: Python 3.11's takes no arguments
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict, short.maxset = 3, 6, 6, 6, 6
+    short.maxstring = short.maxother = short.maxlong = length
+    text = short.repr(value)
+    return text if len(text) <= length else text[:length - 3] + "..."
+
+
 def described(error):
     """`Type: first line of its message`: a library's failure, told in one line."""
     lines = str(error).splitlines()

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from serving.layout import model_name_problem, versions, write_models_config
+from serving.layout import MAX_VERSION, NOT_A_VERSION, model_name_problem, versions, write_models_config
 from serving.warmup import write_warmup
 from training.contract import ServingOutputs
 from training.datasets import input_list
@@ -59,7 +59,13 @@ class NextVersion:
         except OSError as e:
             raise ExportError(f"Cannot create {model_dir} ({e.strerror}); choose another {what}") from None
         remove_abandoned_temps(model_dir)
-        self.version = (versions(model_dir) or [0])[-1] + 1
+        odd = []
+        self.version = (versions(model_dir, odd) or [0])[-1] + 1
+        for path in odd:
+            print(f"note: {path} {NOT_A_VERSION}", flush=True)
+        if self.version > MAX_VERSION:
+            raise ExportError(f"{model_dir} already holds version {MAX_VERSION}, TF Serving's "
+                              f"largest; choose another {what}")
         self.path = model_dir / str(self.version)
         self.tmp = model_dir / f"{TMP_PREFIX}{self.version}-{os.getpid()}-{secrets.token_hex(4)}"
 

@@ -82,9 +82,8 @@ def _unknown(name, declared):
     if not declared:
         return (f"Unknown app {name!r}: no apps are installed in this Python environment. "
                 "Install the project first: `make setup` (or `pip install -e .`)")
-    return (f"Unknown app {name!r}. Installed apps: {', '.join(declared)}. An app is found "
-            f"through the entry-point group {ENTRY_POINT_GROUP} in its package's setup.cfg; "
-            "after adding one, reinstall the package (`pip install -e .`)")
+    return (f"Unknown app {name!r}. Installed apps: {', '.join(declared)}. A new app is "
+            f"declared under {ENTRY_POINT_GROUP} in setup.cfg, then `pip install -e .`")
 
 
 def _load(ep):

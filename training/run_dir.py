@@ -39,6 +39,17 @@ def check_reusable(path, option=TRAIN_OPTION):
                           f"be new, empty or an interrupted run. Choose another {option}")
 
 
+def share(path, option=TRAIN_OPTION):
+    """Make `path` a dir of ours without locking it: for processes that write beside the one
+    that claims it (a search's workers beside its chief, which may come later)."""
+    check_reusable(path, option)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / LOCK_FILE).touch()
+    except OSError as e:
+        raise ConfigError(f"Cannot write {path} ({e.strerror}); choose a writable {option}") from None
+
+
 def _lock(path, option):
     """An open file holding an exclusive lock on run dir `path`, or CommandError if another
     process holds it. The lock goes when the file is closed or the process dies."""

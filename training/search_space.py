@@ -15,7 +15,7 @@ import dataclasses
 import difflib
 
 from training import config as config_lib
-from training.errors import ConfigError
+from training.errors import ConfigError, quoted
 
 RANGES = ("uniform", "log_uniform", "int")
 FORMS = ("[a, b, ...]", "{choice: [a, b, ...]}", "{uniform: [low, high]}",
@@ -69,11 +69,11 @@ def _problem(path, key, text):
     return ConfigError(f"Search space {path}: '{key}' {text}")
 
 
-def _unknown_key(path, key, keys):
+def _unknown_key(path, key, keys, app):
     close = difflib.get_close_matches(key, keys, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
-    return ConfigError(f"Search space {path}: unknown config key '{key}'; {hint}the keys of this "
-                       f"app: {', '.join(keys)}")
+    return ConfigError(f"Search space {path}: unknown config key '{key}'; {hint}`train --app "
+                       f"{app} --help` lists the app's keys")
 
 
 def _number(value):
@@ -93,28 +93,28 @@ def _dimension(path, key, spec):
     if isinstance(spec, list):
         spec = {"choice": spec}
     if not isinstance(spec, dict) or len(spec) != 1:
-        raise _problem(path, key, f"must be one of {', '.join(FORMS)}; got {spec!r}. A single "
+        raise _problem(path, key, f"must be one of {', '.join(FORMS)}; got {quoted(spec)}. A single "
                        "value is not a search: set it with --set or in the config")
     (kind, values), = spec.items()
     if kind == "choice":
         if not isinstance(values, list) or not values or not all(map(_scalar, values)):
-            raise _problem(path, key, f"choice needs a non-empty list of values; got {values!r}")
+            raise _problem(path, key, f"choice needs a non-empty list of values; got {quoted(values)}")
         if len(set(map(repr, values))) != len(values):
-            raise _problem(path, key, f"lists a choice twice: {values!r}")
+            raise _problem(path, key, f"lists a choice twice: {quoted(values)}")
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             if not all(isinstance(v, int) for v in values):
                 values = [float(v) for v in values]  # KerasTuner wants one type per choice
         elif len({type(v) for v in values}) > 1:
-            raise _problem(path, key, f"mixes types in its choices: {values!r}")
+            raise _problem(path, key, f"mixes types in its choices: {quoted(values)}")
         return Dimension(key, "choice", tuple(values))
     if kind not in RANGES:
-        raise _problem(path, key, f"has an unknown range {kind!r}; use one of {', '.join(FORMS)}")
+        raise _problem(path, key, f"has an unknown range {quoted(kind)}; use one of {', '.join(FORMS)}")
     if isinstance(values, list):  # YAML reads 1e-4 (no dot) as a string
         values = [_number(v) for v in values]
     numbers = (isinstance(values, list) and len(values) == 2
                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values))
     if not numbers:
-        raise _problem(path, key, f"{kind} needs [low, high], two numbers; got {values!r}")
+        raise _problem(path, key, f"{kind} needs [low, high], two numbers; got {quoted(values)}")
     low, high = values
     if not low < high:
         raise _problem(path, key, f"{kind} needs low < high; got [{low}, {high}]")
@@ -139,7 +139,7 @@ def read_space(path, config, tuner_sets_epochs=False):
     for key, spec in values.items():
         key = str(key)
         if key not in keys:
-            raise _unknown_key(path, key, keys)
+            raise _unknown_key(path, key, keys, config.app)
         if key in FIXED_KEYS:
             raise _problem(path, key, f"cannot be searched: {FIXED_KEYS[key]}")
         if key == "epochs" and tuner_sets_epochs:
@@ -151,6 +151,6 @@ def read_space(path, config, tuner_sets_epochs=False):
             try:
                 with_values(config, {key: value})
             except ConfigError as e:
-                raise _problem(path, key, f"cannot take {value!r}: {e}") from None
+                raise _problem(path, key, f"cannot take {quoted(value)}: {e}") from None
         dimensions.append(dimension)
     return dimensions

@@ -258,7 +258,7 @@ def tune(config, space_path, algorithm="hyperband", max_trials=None, budget_minu
     spec = _search_spec(config, space_path, algorithm, objective, max_trials, budget_minutes)
     path = _tune_dir(directory, spec, role)
     if role == "worker":
-        path.mkdir(parents=True, exist_ok=True)
+        run_dirs.share(path, "--dir DIR")
         tuner = PipelineTuner(oracle, config, dimensions, path, Budget(path, None))
         _search(tuner)  # the chief writes the final results
         return tuning_results.write(path, dimensions, kt_objective, config.export.enabled)
