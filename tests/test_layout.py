@@ -42,6 +42,20 @@ def _fresh(code):
     return result
 
 
+def test_a_command_that_loads_tensorflow_prints_only_our_lines(tmp_path):
+    import os
+
+    (tmp_path / "t.csv").write_text("y,x,x\n1,2,3\n")  # read after TensorFlow has loaded
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KAT_TF_LOGS")}
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--app", "tabular_regression", "--set",
+         f"data.path={tmp_path / 't.csv'}", "--set", "data.target=y"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 't.csv'} names the column(s) 'x' more than once in its header row; "
+        "give each column its own name"]
+
+
 def test_the_framework_loads_an_app_only_when_asked_for_it_by_name():
     _fresh(
         "import sys\n"

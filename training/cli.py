@@ -8,13 +8,58 @@ defaults and choices, from its config classes.
 
 import argparse
 import contextlib
+import importlib.abc
+import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
-# TensorFlow's C++ start-up chatter, unless the user asked for it; set before TF loads.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up lines, unless the user asks for them (KAT_TF_LOGS=1): on a machine
+# without a GPU they include "E0000 ... failed call to cuInit: INTERNAL: CUDA error", which
+# reads like a failure. TF_CPP_MIN_LOG_LEVEL silences what TF logs once its logging is set
+# up; what it writes before (CUDA probing while its libraries load) goes to file descriptor 2
+# directly, so TensorFlow is imported with that descriptor on /dev/null (QuietImport).
+TF_LOGS = os.environ.get("KAT_TF_LOGS", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class QuietImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` as usual, and loads it with file descriptor 2 on /dev/null (an
+    error still raises; only what TF's C++ libraries print is dropped)."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once: find the real spec without this finder
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            load = spec.loader.exec_module
+
+            def quietly(module):
+                with _stderr_to_devnull():
+                    load(module)
+
+            spec.loader.exec_module = quietly
+        return spec
+
+
+if not TF_LOGS:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, QuietImport())
 
 from serving.flags import add_flags as add_serving_flags  # noqa: E402
 from training import (
