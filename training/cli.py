@@ -62,7 +62,7 @@ if not TF_LOGS:
         sys.meta_path.insert(0, QuietImport())
 
 from serving.flags import add_flags as add_serving_flags  # noqa: E402
-from training import (
+from training import (  # noqa: E402
     backend,  # noqa: E402
     registry,  # noqa: E402
 )
