@@ -443,10 +443,18 @@ def _bad_images(tmp_path):
             "/dev/zero": "/dev/zero is a character device, not a regular file"}
 
 
-def test_predict_refuses_bombs_garbage_and_special_files_in_one_line(cli, finished_run, tmp_path):
+def test_predict_refuses_bombs_garbage_and_special_files(served, tmp_path):
+    from training.config import load_config
+    from training.errors import DataError
+    from training.predict import predict
+    from training.registry import get_app
+
+    app = get_app("image_classification")(load_config("image_classification", None, SMOKE))
     for name, expected in _bad_images(tmp_path).items():
         path = name if name.startswith("/") else str(tmp_path / name)
-        one_line_error(cli("predict", "--run", str(finished_run["run"]), path), expected)
+        with pytest.raises(DataError) as raised:  # `predict --run` prints it as one line
+            predict(app, served["model"], [path])
+        assert expected in str(raised.value) and "\n" not in str(raised.value), raised.value
 
 
 def test_a_text_model_takes_a_missing_path_for_an_error_and_texts_after_text():
