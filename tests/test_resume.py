@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from training.callbacks import AtomicBackupAndRestore, recover_backup
+from training.callbacks import AtomicBackupAndRestore, PreemptedStop, Preemption, recover_backup
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, "-m", "training", "train", "--app", "sequence_modeling",
@@ -28,14 +28,15 @@ def env_for(backend="tensorflow"):
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": backend}
 
 
-def command(run_dir):
-    return TRAIN + ["--set", f"run_dir={run_dir}"]
+def command(run_dir, overrides=()):
+    return TRAIN + ["--set", f"run_dir={run_dir}"] + [a for o in overrides for a in ("--set", o)]
 
 
-def start_and_signal_after_epochs(run_dir, epochs, signum, backend="tensorflow"):
-    """Start training, send `signum` once `epochs` epochs are backed up; return the process."""
-    proc = subprocess.Popen(command(run_dir), env=env_for(backend), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def start_and_signal_after_epochs(run_dir, epochs, signum, backend="tensorflow",
+                                  overrides=()):
+    """Start training, send `signum` once `epochs` epochs are backed up; return it."""
+    proc = subprocess.Popen(command(run_dir, overrides), env=env_for(backend), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metadata = Path(run_dir) / "backup" / "training_metadata.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -85,28 +86,38 @@ def assert_same_run(resumed_dir, uninterrupted):
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_sigkill_mid_epoch_then_the_same_command_resumes_exactly(tmp_path, uninterrupted, backend):
+    # Backups every 6 steps, so the one a kill leaves is most likely mid-epoch: its resume
+    # skips the batches it holds (callbacks.save_freq does not change the training).
     run_dir = tmp_path / "run"
-    killed = start_and_signal_after_epochs(run_dir, 2, signal.SIGKILL, backend)
+    killed = start_and_signal_after_epochs(run_dir, 2, signal.SIGKILL, backend,
+                                           ["callbacks.save_freq=6"])
     assert killed.returncode == -signal.SIGKILL
     assert not (run_dir / "metrics.json").exists()
-    resumed = subprocess.run(command(run_dir), env=env_for(backend), cwd=ROOT, capture_output=True,
-                             text=True, timeout=600)
+    resumed = subprocess.run(command(run_dir, ["callbacks.save_freq=6"]), env=env_for(backend),
+                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(run_dir, uninterrupted(backend))
     assert json.loads((run_dir / "metrics.json").read_text())["backend"] == backend
 
 
-def test_sigterm_keeps_the_backup_and_says_how_to_resume(tmp_path, uninterrupted):
+def test_sigterm_backs_up_the_steps_done_says_so_and_resumes_exactly(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
-    stopped = start_and_signal_after_epochs(run_dir, 1, signal.SIGTERM)
+    stopped = start_and_signal_after_epochs(run_dir, 1, signal.SIGTERM)  # early in epoch 2
     stderr = stopped.stderr.read()
     assert stopped.returncode == 143, stderr[-3000:]
     assert "preempted" in stderr and f"--set run_dir={run_dir}" in stderr
     assert "Traceback" not in stderr
-    assert (run_dir / "backup" / "latest.weights.h5").exists()
+    # What the message says the backup holds is what it holds (it said "0 completed epochs"
+    # of a backup that held one), and no completed epoch is lost.
+    metadata = json.loads((run_dir / "backup" / "training_metadata.json").read_text())
+    epoch, steps_done = metadata["epoch"], metadata["steps_done"]
+    steps = f" and {steps_done} of 38 steps of epoch {epoch + 1}" if steps_done else ""
+    held = f"{epoch} completed epoch(s) of 4{steps}"
+    assert f"holds {held}; resume" in stderr and epoch >= 1, stderr
     resumed = subprocess.run(command(run_dir), env=env_for(), cwd=ROOT, capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resuming {run_dir} after epoch {epoch} of 4{steps}" in resumed.stdout
     assert_same_run(run_dir, uninterrupted())
 
 
@@ -165,3 +176,29 @@ def test_a_full_disk_refuses_the_save_and_keeps_the_previous_backup(tmp_path, mo
             save(1)
     assert json.loads((backup_dir / "training_metadata.json").read_text()) == saved
     assert not (tmp_path / "backup.saving").exists()
+
+
+def test_sigterm_within_an_epoch_backs_up_its_steps_and_stops_before_validating(tmp_path):
+    """It took 238 s to stop (the rest of the epoch, then validation) and said the backup held
+    0 epochs: now the stop comes after the current step, with a backup of the steps done."""
+    model = tiny_model()
+    backup = AtomicBackupAndRestore(str(tmp_path / "backup"))
+    seen = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(("step", batch))
+            if batch == 3 and ("validate", None) in seen:  # in epoch 2: SIGTERM during step 4
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        def on_test_begin(self, logs=None):
+            seen.append(("validate", None))
+
+    x, y = np.ones((40, 3), "float32"), np.zeros((40, 2), "float32")
+    with pytest.raises(PreemptedStop):
+        model.fit(x, y, batch_size=4, epochs=3, validation_data=(x[:4], y[:4]), verbose=0,
+                  callbacks=[Watch(), backup, Preemption(backup, steps_per_epoch=10)])
+    assert seen[-2:] == [("step", 2), ("step", 3)] and seen.count(("validate", None)) == 1
+    metadata = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
+    assert (metadata["epoch"], metadata["steps_done"]) == (1, 4)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is given back

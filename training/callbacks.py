@@ -137,12 +137,19 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     phase gives only the weights: the new phase starts with a fresh optimizer, as it
     does when the run is not interrupted. `keep` leaves the backup in place at the end
     (preemption, and every phase but the last).
+
+    A save within an epoch (an integer save_freq, or SIGTERM: Preemption) records the
+    steps done of that epoch, `steps_done`; Keras' own restore would redo the epoch from
+    its start, so the pipeline resumes such a backup by skipping those batches
+    (training/run.py), and the resumed run is the uninterrupted one.
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", phase=0, keep=False):
+    def __init__(self, backup_dir, save_freq="epoch", phase=0, keep=False, first_step=0):
         super().__init__(backup_dir, save_freq=save_freq)
         self.phase = phase
         self.keep = keep
+        self.first_step = first_step  # steps of the first epoch done before this fit
+        self._steps_done = 0
 
     def on_train_begin(self, logs=None):
         recover_backup(self.backup_dir)
@@ -160,6 +167,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model._initial_epoch = metadata["epoch"]
 
     def _save_model(self):
+        if hasattr(self.model, "jax_state_sync"):  # JAX holds a fit's state apart until its epoch ends
+            self.model.jax_state_sync()
         require_free_space(os.path.dirname(self.backup_dir), saved_bytes(self.model), "the backup")
         saving, old = self.backup_dir + ".saving", self.backup_dir + ".old"
         shutil.rmtree(saving, ignore_errors=True)
@@ -167,19 +176,30 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model.save_weights(os.path.join(saving, os.path.basename(self._weights_path)))
         with open(os.path.join(saving, os.path.basename(self._training_metadata_path)), "w") as f:
             json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                       "phase": self.phase}, f)
+                       "steps_done": self._steps_done, "phase": self.phase}, f)
         if os.path.exists(self.backup_dir):
             os.rename(self.backup_dir, old)
         os.rename(saving, self.backup_dir)
         shutil.rmtree(old, ignore_errors=True)
 
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_done = self.first_step + batch + 1  # Keras gives an execution's last step
+        super().on_train_batch_end(batch, logs)
+
     def on_epoch_end(self, epoch, logs=None):
-        if not self.keep:  # a preempted epoch ends early: it is redone on resume, not saved
-            super().on_epoch_end(epoch, logs)
+        self._steps_done = self.first_step = 0  # the next epoch starts from its first batch
+        super().on_epoch_end(epoch, logs)
+
+    def save_mid_epoch(self, batch):
+        """Back up now, after step `batch` (0-based, of this fit's epoch)."""
+        self._steps_done = self.first_step + batch + 1
+        self._save_model()
 
     def on_train_end(self, logs=None):
         if not self.keep:
             super().on_train_end(logs)
+        elif self.save_freq != "epoch":  # the next fit of this run starts from this backup
+            self._save_model()
 
 
 class DiskSpaceGuard(keras.callbacks.Callback):
@@ -195,12 +215,21 @@ class DiskSpaceGuard(keras.callbacks.Callback):
                            "the best checkpoint and the backup")
 
 
-class Preemption(keras.callbacks.Callback):
-    """On SIGTERM, stop after the current step and keep the backup for resuming."""
+class PreemptedStop(Exception):
+    """Raised out of `fit` by Preemption once the backup is saved: a stop that skips the
+    epoch's remaining steps and its validation pass."""
 
-    def __init__(self, backup):
+
+class Preemption(keras.callbacks.Callback):
+    """On SIGTERM, stop after the current step (execution) with a backup to resume from:
+    within an epoch, a mid-epoch backup of the steps done; after the epoch's last step,
+    once the epoch's own callbacks (validation, backup, history) are done. The last of a
+    fit's callbacks, so all the others see each step and epoch first."""
+
+    def __init__(self, backup, steps_per_epoch):
         super().__init__()
         self.backup = backup
+        self.steps_per_epoch = steps_per_epoch
         self.signalled = False
         self._previous = None
 
@@ -213,12 +242,23 @@ class Preemption(keras.callbacks.Callback):
             self._previous = signal.signal(signal.SIGTERM, self._handle)
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.signalled and batch + 1 < self.steps_per_epoch:
+            self.backup.save_mid_epoch(batch)
+            self._restore_handler()
+            raise PreemptedStop()
+
+    def on_epoch_end(self, epoch, logs=None):
         if self.signalled:
-            self.model.stop_training = True
+            self._restore_handler()
+            raise PreemptedStop()
 
     def on_train_end(self, logs=None):
+        self._restore_handler()
+
+    def _restore_handler(self):
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
 
 def monitored(has_validation):
@@ -228,7 +268,7 @@ def monitored(has_validation):
 
 def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resuming,
                        previous_best=None, test_data=None, phase=0, last_phase=True,
-                       batch_norm=None):
+                       batch_norm=None, steps_per_epoch=None, first_step=0):
     """(throughput, nan_guard, preemption, full callback list) for one fit of a run.
 
     resuming: the fit continues earlier epochs (history.csv is appended to).
@@ -238,14 +278,17 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
     phase, last_phase: which fit of the run (training/fine_tuning.py) this is.
     batch_norm: the run's BatchNormStatistics, recomputed before each validation (or at each
     epoch's end without one), before anything checkpoints or tests.
+    steps_per_epoch, first_step: the steps of this fit's epochs (Preemption saves within
+    them), and of its first epoch done before it (the rest of a mid-epoch backup's epoch).
+    The caller appends its own callbacks, then `preemption` last.
     """
     cb = config.callbacks
     monitor = monitored(has_validation)
     throughput, nan_guard = Throughput(examples_per_epoch), NaNGuard()
     save_freq = cb.save_freq if cb.save_freq == "epoch" else int(cb.save_freq)
     backup = AtomicBackupAndRestore(os.path.join(run_dir, "backup"), save_freq=save_freq,
-                                    phase=phase, keep=not last_phase)
-    preemption = Preemption(backup)
+                                    phase=phase, keep=not last_phase, first_step=first_step)
+    preemption = Preemption(backup, steps_per_epoch)
     best = keras.callbacks.ModelCheckpoint(
         os.path.join(run_dir, "checkpoints", "best.weights.h5"), monitor=monitor,
         save_best_only=True, save_weights_only=True)
@@ -261,7 +304,6 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
         DiskSpaceGuard(run_dir),
         best,
         backup,
-        preemption,
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=resuming),
     ]
     if cb.tensorboard:

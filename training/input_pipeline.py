@@ -28,7 +28,8 @@ def global_batch_size(config, strategy):
     return config.batch_size * strategy.num_replicas_in_sync
 
 
-def make_dataset(app, split, config, strategy, training=False, epochs=None, examples=None):
+def make_dataset(app, split, config, strategy, training=False, epochs=None, examples=None,
+                 skip_batches=0):
     """(batched dataset, number of examples) of the app's `split`, or (None, 0).
 
     cache (decoded examples, in memory, with data.cache unless the app says they would not
@@ -40,6 +41,7 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None, exam
     is derived from the epoch number, so a run resumed at epoch k sees the
     same batches as an uninterrupted one (fit it with steps_per_epoch).
     examples: the split's size when the caller counted it already (split_examples).
+    skip_batches: batches of the first epoch already trained on (a mid-epoch backup).
     """
     ds = app.build_data(split)
     if ds is None:
@@ -60,7 +62,7 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None, exam
         passes = [ds.shuffle(config.data.shuffle_buffer, seed=config.seed * 100003 + epoch,
                              reshuffle_each_iteration=False).batch(batch)
                   for epoch in range(*epochs)] or [ds.take(0).batch(batch)]
-        ds = functools.reduce(tf.data.Dataset.concatenate, passes)
+        ds = functools.reduce(tf.data.Dataset.concatenate, passes).skip(skip_batches)
     else:
         if training:
             ds = ds.shuffle(config.data.shuffle_buffer, seed=config.seed,

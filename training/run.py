@@ -25,6 +25,7 @@ from training import run_dir as run_dirs
 from training.app import App
 from training.batch_norm_statistics import BatchNormStatistics, normalized_batch, sample_batches
 from training.callbacks import (
+    PreemptedStop,
     load_weights_without_optimizer,
     monitored,
     recover_backup,
@@ -60,13 +61,21 @@ def _set_precision(config):
         keras.mixed_precision.set_global_policy("float32")
 
 
-def _resume_epoch(run_dir):
-    """Epochs the interrupted run completed, from its BackupAndRestore metadata (0 if none)."""
+def _resume_point(run_dir):
+    """(epochs completed, steps done of the next one) of the interrupted run's backup, from
+    its metadata ((0, 0) if none; AtomicBackupAndRestore)."""
     path = run_dir / "backup" / "training_metadata.json"
     try:
-        return int(json.loads(path.read_text())["epoch"])
-    except (OSError, ValueError, KeyError):
-        return 0
+        metadata = json.loads(path.read_text())
+        return int(metadata["epoch"]), int(metadata.get("steps_done", 0))
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, 0
+
+
+def _backup_holds(run_dir, config, steps):
+    epoch, steps_done = _resume_point(run_dir)
+    return (f"{epoch} completed epoch(s) of {config.epochs}"
+            + (f" and {steps_done} of {steps} steps of epoch {epoch + 1}" if steps_done else ""))
 
 
 def _history(run_dir, column, rows=None):
@@ -308,9 +317,7 @@ def _train(config, strategy, claimed):
     app.resolve_auto()
     recover_backup(run_dir / "backup")
     resuming = (run_dir / "backup").exists()
-    first_epoch = _resume_epoch(run_dir) if resuming else 0
-    if resuming:
-        print(f"Resuming {run_dir} after epoch {first_epoch} of {config.epochs}", flush=True)
+    first_epoch, steps_done = _resume_point(run_dir) if resuming else (0, 0)
     phases = [p for p in fine_tuning.phases(config) if p.end > first_epoch]  # the epochs to do
     train_ds, examples = input_pipeline.make_dataset(
         app, "train", config, strategy, training=True,
@@ -331,6 +338,10 @@ def _train(config, strategy, claimed):
               "model is exported as trained); give more data, or a test/ folder, or raise "
               "data.test_split where the app has it", flush=True)
     steps = input_pipeline.batches_per_epoch(examples, config, strategy)
+    if resuming:
+        print(f"Resuming {run_dir} after epoch {first_epoch} of {config.epochs}"
+              + (f" and {steps_done} of {steps} steps of epoch {first_epoch + 1}" if steps_done
+                 else ""), flush=True)
     data_line = app.describe_data()
     print(f"Data: {data_line + '; ' if data_line else ''}{examples:,} training, {val_examples:,} "
           f"validation, {test_examples:,} test examples", flush=True)
@@ -359,38 +370,45 @@ def _train(config, strategy, claimed):
             fine_tuning.set_backbone_frozen(model, phase.frozen)
         with strategy.scope():
             compile_model(model, app, config, steps, options, phase)
-        if phase is not phases[0]:
-            train_ds, _ = input_pipeline.make_dataset(app, "train", config, strategy, training=True,
-                                                      epochs=(start_epoch, phase.end),
-                                                      examples=examples)
-        throughput, nan_guard, preemption, callbacks = standard_callbacks(
-            config, str(run_dir), examples, val_ds is not None, start_epoch > 0, best_value,
-            test_ds, phase.index, phase is phases[-1], batch_norm)
-        callbacks += app.callbacks(str(run_dir))
         if len(phases) > 1:
             print(f"Epochs {start_epoch + 1}-{phase.end}: "
                   + ("backbone frozen, training the output layer" if phase.frozen else
                      f"every layer trains, learning rate {phase.optimizer.learning_rate:g}"),
                   flush=True)
-        start = time.perf_counter()
-        fitted = model.fit(train_ds, validation_data=val_ds, initial_epoch=start_epoch,
-                           epochs=phase.end, steps_per_epoch=steps, callbacks=callbacks,
-                           verbose=config.runtime.keras_verbose(),
-                           shuffle=False)  # the input pipeline shuffles, seeded per epoch
-        train_seconds += time.perf_counter() - start
-        for key, values in fitted.history.items():
-            history.setdefault(key, []).extend(values)
-        epoch_seconds += throughput.epoch_seconds
-        best_value = next(c.best for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint))
-        if nan_guard.failure or preemption.signalled:
-            break
-    if nan_guard.failure:
-        raise TrainingDiverged(_diverged_message(nan_guard.failure, config, run_dir))
-    if preemption.signalled:
-        done = _resume_epoch(run_dir)
-        raise Preempted(f"Stopped by SIGTERM. The backup in {run_dir / 'backup'} holds {done} "
-                        f"completed epoch(s) of {config.epochs}; resume by running the same "
-                        f"command with --set run_dir={run_dir}")
+        # A mid-epoch backup: the rest of its epoch is a fit of its own (Keras runs whole
+        # epochs of one length), then the phase's other epochs.
+        fits = [(start_epoch, phase.end, 0)]
+        if steps_done and start_epoch == first_epoch:
+            fits = [(start_epoch, start_epoch + 1, steps_done)]
+            fits += [(start_epoch + 1, phase.end, 0)] if phase.end > start_epoch + 1 else []
+        for begin, end, skip in fits:
+            if (begin, end, skip) != (max(phases[0].start, first_epoch), phases[0].end, 0):
+                train_ds, _ = input_pipeline.make_dataset(
+                    app, "train", config, strategy, training=True, epochs=(begin, end),
+                    examples=examples, skip_batches=skip)
+            throughput, nan_guard, preemption, callbacks = standard_callbacks(
+                config, str(run_dir), examples, val_ds is not None, begin > 0, best_value,
+                test_ds, phase.index, phase is phases[-1] and end == phase.end, batch_norm,
+                steps - skip, skip)
+            callbacks += app.callbacks(str(run_dir)) + [preemption]
+            start = time.perf_counter()
+            try:
+                fitted = model.fit(train_ds, validation_data=val_ds, initial_epoch=begin,
+                                   epochs=end, steps_per_epoch=steps - skip, callbacks=callbacks,
+                                   verbose=config.runtime.keras_verbose(),
+                                   shuffle=False)  # the input pipeline shuffles, seeded per epoch
+            except PreemptedStop:
+                raise Preempted(f"Stopped by SIGTERM. The backup in {run_dir / 'backup'} holds "
+                                f"{_backup_holds(run_dir, config, steps)}; resume by running the "
+                                f"same command with --set run_dir={run_dir}") from None
+            train_seconds += time.perf_counter() - start
+            for key, values in fitted.history.items():
+                history.setdefault(key, []).extend(values)
+            epoch_seconds += throughput.epoch_seconds
+            best_value = next(c.best for c in callbacks
+                              if isinstance(c, keras.callbacks.ModelCheckpoint))
+            if nan_guard.failure:
+                raise TrainingDiverged(_diverged_message(nan_guard.failure, config, run_dir))
 
     best = run_dir / "checkpoints" / "best.weights.h5"
     if config.callbacks.restore_best and val_ds is not None and best.exists():
