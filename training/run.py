@@ -304,7 +304,7 @@ def train(config):
         if config.run_dir and Path(config.run_dir).resolve() in source.parents:
             raise ConfigError(f"model.init_from={config.model.init_from} lies in run_dir "
                               f"{config.run_dir}, which this run writes; choose another "
-                              "--set run_dir=DIR (or leave it out for runs/<app>/<timestamp>)")
+                              f"{run_dirs.TRAIN_OPTION}")
     with run_dirs.claim(config.run_dir, config.app) as claimed:
         return _train(config, strategy, claimed)
 
