@@ -1,7 +1,7 @@
 """Accuracy-vs-time curves: test accuracy after each epoch against training wall time.
 
 Trains each config as `python -m training train` would, with
-`callbacks.test_each_epoch=true` (training/callbacks.py: TestEachEpoch, whose
+`callbacks.test_each_epoch=true` (training/pipeline/callbacks.py: TestEachEpoch, whose
 evaluations are left out of the wall time), and reads the curve from the run's
 history.csv. By default the image app's default config and the sequence app's
 LSTM config. Reports per config the final test accuracy and how early the run
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import harness
 
-from training.config import load_config
-from training.run import train
+from training.pipeline import train
+from training.registry import load_config
+from training.run_dir import RunDir
 
 DEFAULT_CONFIGS = "configs/fashion_mnist_default.yaml,configs/sequence_fashion_mnist_lstm.yaml"
 
@@ -30,7 +31,7 @@ def curve(config_path, overrides):
         "callbacks.test_each_epoch=true", "callbacks.tensorboard=false", "export.enabled=false",
         "runtime.verbose=0", f"run_dir={run_dir}", *overrides])
     metrics = train(config)
-    with open(run_dir / "history.csv") as f:
+    with open(RunDir(run_dir).history) as f:
         history = list(csv.DictReader(f))
     number = lambda row, key: float(row.get(key) or "nan")  # noqa: E731
     return {"app": config.app, "epochs": len(history), "train_seconds": metrics["train_seconds"],

@@ -26,6 +26,8 @@ from pathlib import Path
 import harness
 import numpy as np
 
+from training.run_dir import RunDir
+
 CASES = {
     "tabular": (["--app", "tabular_regression", "--set", "data.target=y", "--set", "batch_size=128",
                  "--set", "epochs=3"], "mae"),
@@ -47,7 +49,7 @@ def served_difference(metrics, count=64):
     """Largest |REST answer - Keras model| over `count` test examples, through the local server."""
     from serving_load import free_port, wait_ready
 
-    from training.run import load_run
+    from training.run_dir import load_run
 
     _, app, model = load_run(metrics["run_dir"])
     features = np.asarray(next(iter(app.build_data("test").batch(count)))[0])
@@ -73,8 +75,8 @@ def served_difference(metrics, count=64):
 
 def child(case, out, cache):
     """One run under this process's backend; prints its figures as JSON."""
-    from training import backend
     from training.cli import main as cli
+    from training.runtime import backend
 
     args, _ = CASES[case]
     sets = ["runtime.verbose=2", "callbacks.tensorboard=false", f"run_dir={out}/run",
@@ -84,8 +86,8 @@ def child(case, out, cache):
     code = cli(["train", *args, *[a for s in sets for a in ("--set", s)]])
     if code:
         sys.exit(code)
-    metrics = json.loads((Path(out) / "run" / "metrics.json").read_text())
-    with open(Path(out) / "run" / "history.csv") as f:
+    metrics = json.loads(RunDir(Path(out) / "run").metrics.read_text())
+    with open(RunDir(Path(out) / "run").history) as f:
         seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(f)]
     steps = -(-metrics["train_examples"] // metrics["global_batch_size"])
     result = {"backend": backend.resolve("auto"), "test": metrics["test"],

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from apps.image_classification.data import FASHION_MNIST_CLASSES, ImageSource
+from training.run_dir import RunDir
 
 CONFIG = "configs/fashion_mnist_default.yaml"
 
@@ -46,10 +47,10 @@ def train(run_dir, overrides):
     """metrics.json, the per-epoch seconds and the wall time of one `python -m training train`
     of CONFIG; a run dir that holds a finished run is read, not trained again (--stamp)."""
     wall = float("nan")
-    if not (Path(run_dir) / "metrics.json").exists():
+    if not RunDir(run_dir).metrics.exists():
         wall = _train(run_dir, overrides)
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    with open(Path(run_dir) / "history.csv", newline="") as f:
+    metrics = json.loads(RunDir(run_dir).metrics.read_text())
+    with open(RunDir(run_dir).history, newline="") as f:
         seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(f)]
     return metrics, seconds, wall
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import harness
 
-from training.config import load_config
-from training.run import train
+from training.pipeline import train
+from training.registry import load_config
 
 
 def sunspots_csv():

@@ -24,18 +24,17 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from training import input_pipeline  # noqa: E402
-from training.callbacks import Throughput  # noqa: E402
-from training.config import load_config  # noqa: E402
-from training.registry import get_app  # noqa: E402
-from training.run import compile_model, compile_options  # noqa: E402
+from training.pipeline import inputs as input_pipeline  # noqa: E402
+from training.pipeline.callbacks import Throughput  # noqa: E402
+from training.pipeline.compile import compile_model, compile_options  # noqa: E402
+from training.registry import get_app, load_config  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 RESULTS = Path(os.environ.get("KAT_BENCH_RESULTS", ROOT / "benchmarks" / "results"))
 
 
 class Configured:
-    """A config's app, model (compiled as `training.run.train` compiles it, so with
+    """A config's app, model (compiled as `training.pipeline.train` compiles it, so with
     the steps_per_execution a run over all its data uses) and training data."""
 
     def __init__(self, config_path, overrides=()):

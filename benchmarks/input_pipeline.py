@@ -1,6 +1,6 @@
 """The input pipeline's cost: the same model fed three ways, side by side in one process.
 
-  * pipeline: training/input_pipeline.py's tf.data (cache, seeded shuffle, batch, prefetch);
+  * pipeline: training/pipeline/inputs.py's tf.data (cache, seeded shuffle, batch, prefetch);
   * plain: `model.fit(x, y)` on the same images as NumPy arrays;
   * cached: one batch of the pipeline repeated from memory (no input work at all).
 

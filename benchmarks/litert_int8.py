@@ -22,9 +22,11 @@ import harness
 import numpy as np
 import tensorflow as tf
 
-from training import artifacts, input_pipeline
-from training.config import load_config
-from training.run import export_run, load_run, train
+from training.export import artifacts, export_run
+from training.pipeline import inputs as input_pipeline
+from training.pipeline import train
+from training.registry import load_config
+from training.run_dir import RunDir, load_run
 
 CONFIGS = {"default": "configs/fashion_mnist_default.yaml",
            "mobilenet_small": "configs/fashion_mnist_mobilenet_small.yaml"}
@@ -32,7 +34,7 @@ CONFIGS = {"default": "configs/fashion_mnist_default.yaml",
 
 def finished_run(name):
     run_dir = harness.OUT / "litert" / name
-    if not (run_dir / "metrics.json").exists():
+    if not RunDir(run_dir).metrics.exists():
         train(load_config(None, CONFIGS[name], [f"run_dir={run_dir}", "export.enabled=false",
                                                 "runtime.verbose=2"]))
     return run_dir

@@ -17,8 +17,8 @@ import argparse
 import harness
 import keras
 
-from training.config import load_config
-from training.run import train
+from training.pipeline import train
+from training.registry import load_config
 
 # name: (config, overrides, metric). One epoch of the image app's full data: its
 # BatchNorm moving statistics (momentum 0.99) need a few hundred steps before

@@ -26,7 +26,7 @@ from sklearn.preprocessing import minmax_scale
 
 from apps.image_classification.data import find_idx_dir, read_idx
 from apps.unsupervised_pretraining.rbm_training import fit_rbm
-from training.callbacks import Throughput
+from training.pipeline.callbacks import Throughput
 
 
 def fashion_mnist_pixels():

@@ -23,6 +23,8 @@ from pathlib import Path
 import harness
 import yaml
 
+from training.run_dir import RunDir
+
 ROWS = {  # name: config; the table's order
     "default": "configs/fashion_mnist_default.yaml",
     "resnet_small": "configs/fashion_mnist_resnet_small.yaml",
@@ -75,23 +77,23 @@ def run_row(name, overrides, out):
         _run(command, out)
         result = json.loads((harness.RESULTS / "dbn_semi_supervised.json").read_text())["figures"]
         first = out / f"seed_{result['seeds'][0]['seed']}"
-        config = _yaml(first / "config.yaml")
-        metrics = json.loads((first / "metrics.json").read_text())
+        config = _yaml(RunDir(first).config)
+        metrics = json.loads(RunDir(first).metrics.read_text())
         gains = ", ".join(f"{s['gain_points']:+.2f}" for s in result["seeds"])
         return {"command": "python benchmarks/dbn_semi_supervised.py", "model": _model(config, metrics)
                 + f"; vs the same net from random weights, {config['data']['labeled']:,} labels",
                 "epochs": config["epochs"],
                 "accuracy": f"{result['mean_pretrained']:.2%} vs {result['mean_random_init']:.2%} "
                             f"(mean of {len(result['seeds'])} seeds; gain {gains} points)",
-                "seconds": sum(json.loads((out / f"seed_{s['seed']}" / "metrics.json").read_text())
+                "seconds": sum(json.loads(RunDir(out / f"seed_{s['seed']}").metrics.read_text())
                                ["train_seconds"] for s in result["seeds"]) / len(result["seeds"]),
                 "per": f"per seed, after {metrics['pretrain_seconds']:.0f} s of pretraining once"}
     command = [sys.executable, "-m", "training", "train", "--config", ROWS[name],
                "--set", "runtime.verbose=2", "--set", f"run_dir={out / 'run'}",
                "--set", f"export.dir={out / 'export'}", *sets]
     _run(command, out)
-    metrics = json.loads((out / "run" / "metrics.json").read_text())
-    config = _yaml(out / "run" / "config.yaml")
+    metrics = json.loads(RunDir(out / "run").metrics.read_text())
+    config = _yaml(RunDir(out / "run").config)
     return {"command": f"python -m training train --config {ROWS[name]}",
             "model": _model(config, metrics), "epochs": metrics["epochs_completed"],
             "accuracy": f"{metrics['test']['accuracy']:.2%}",

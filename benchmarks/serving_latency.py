@@ -28,9 +28,8 @@ import tensorflow as tf
 
 from serving.flags import add_flags
 from serving.server import make_server_from_flags
-from training.config import load_config
-from training.registry import get_app
-from training.run import export_model
+from training.export import export_model
+from training.registry import get_app, load_config
 
 
 def summary(latencies, seconds):

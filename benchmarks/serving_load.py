@@ -41,9 +41,8 @@ def export_model(export_dir):
     the server; its weights do not matter here)."""
     import keras
 
-    from training.config import load_config
-    from training.registry import get_app
-    from training.run import export_model as export
+    from training.export import export_model as export
+    from training.registry import get_app, load_config
 
     config = load_config("image_classification", None, [f"export.dir={export_dir}",
                                                         "export.name=fashion"])

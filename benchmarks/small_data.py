@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 
 import layers  # noqa: F401  (registers the custom layers model.keras holds)
 from apps.image_classification.data import FASHION_MNIST_CLASSES, ImageSource
+from training.run_dir import RunDir
 
 TEST_BATCH = 128  # batch statistics over batches of this size (auto's largest batch)
 
@@ -68,8 +69,8 @@ def _without_augmentation(run_dir):
     with training=True, BatchNorm uses its batch's statistics and nothing shifts or flips."""
     from apps.image_classification.model import build_classifier
 
-    trained = keras.saving.load_model(run_dir / "model.keras")
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]
+    trained = keras.saving.load_model(RunDir(run_dir).model)
+    config = yaml.safe_load(RunDir(run_dir).config.read_text())["model"]
     model = build_classifier(config["arch"], trained.inputs[0].shape[1:],
                              trained.outputs[0].shape[-1],
                              width_multiplier=config["width_multiplier"], dropout=config["dropout"])
@@ -95,13 +96,13 @@ def batch_statistics_accuracy(run_dir):
 
 def train(data, run_dir, seed):
     """metrics.json of the default command's run; a finished run is read (--out)."""
-    if (run_dir / "metrics.json").exists():
-        return json.loads((run_dir / "metrics.json").read_text())
+    if RunDir(run_dir).metrics.exists():
+        return json.loads(RunDir(run_dir).metrics.read_text())
     command = [sys.executable, "-m", "training", "train", "--app", "image_classification",
                "--set", f"data.dir={data}", "--set", f"seed={seed}", "--set", f"run_dir={run_dir}",
                "--set", "export.enabled=false", "--set", "runtime.verbose=2"]
     subprocess.run(command, check=True, cwd=harness.ROOT)
-    return json.loads((run_dir / "metrics.json").read_text())
+    return json.loads(RunDir(run_dir).metrics.read_text())
 
 
 def main():

@@ -25,8 +25,8 @@ import harness
 import numpy as np
 from folder_vs_idx import write_png_folder
 
-from training.config import load_config
-from training.run import train
+from training.pipeline import train
+from training.registry import load_config
 
 CONFIG = "configs/fashion_mnist_default.yaml"
 FIRST = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat"]

@@ -13,8 +13,9 @@ import tensorflow as tf
 import yaml
 
 from serving.warmup import read_warmup
-from training.config import load_config
-from training.run import load_run, train
+from training.pipeline import train
+from training.registry import load_config
+from training.run_dir import load_run
 
 
 def main():

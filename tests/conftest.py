@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 from training.cli import main  # noqa: E402
-from training.config import load_config  # noqa: E402
+from training.registry import load_config  # noqa: E402
 
 # Small but real: a narrow ResNet on a few hundred Fashion-MNIST images.
 SMOKE = [
@@ -52,8 +52,8 @@ def export_fashion(export_dir):
     """An (untrained, seeded) Fashion-MNIST classifier exported the way `train` does."""
     import keras
 
+    from training.export import export_model
     from training.registry import get_app
-    from training.run import export_model
 
     config = load_config("image_classification", None, [
         f"export.dir={export_dir}", "export.name=fashion", "model.width_multiplier=0.25"])
@@ -70,7 +70,7 @@ def finished_run(tmp_path_factory):
     export it again add versions; none of them may change its run dir."""
     from pathlib import Path
 
-    from training.run import train
+    from training.pipeline import train
 
     tmp = tmp_path_factory.mktemp("finished")
     metrics = train(load_config("image_classification", None, SMOKE + [

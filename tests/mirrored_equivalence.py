@@ -14,8 +14,8 @@ import tempfile
 import keras
 import numpy as np
 
-from training.config import load_config
-from training.run import train
+from training.pipeline import train
+from training.registry import load_config
 
 
 def run(app, strategy, batch_size, out, extra):

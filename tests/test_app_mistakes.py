@@ -6,7 +6,7 @@ import tensorflow as tf
 from conftest import SMOKE, one_line_error
 
 from apps.image_classification.app import ImageClassification
-from apps.tabular_regression import TabularRegression
+from apps.tabular_regression.app import TabularRegression
 from training import registry
 from training.app import ServingSignature
 

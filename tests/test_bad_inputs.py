@@ -26,7 +26,7 @@ import tensorflow as tf
 from conftest import SMOKE, one_line_error
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from training.run_dir import LOCK_FILE
+from training.run_dir import LOCK_FILE, RunDir
 
 IDX = Path("/usr/share/datasets/fashion-mnist")
 
@@ -120,7 +120,7 @@ ALIAS_BOMB = ("app: image_classification\nmodel:\n  arch: [&a [lol,lol,lol,lol,l
      "is 1,190,026 bytes; a config or search space is a few KB"),
 ], ids=lambda c: c if isinstance(c, str) and " " not in c else None)
 def test_bad_config_file_is_one_line(cli, tmp_path, case_id, content, expected):
-    path = tmp_path / "config.yaml"
+    path = tmp_path / "given.yaml"
     if content == "dir":
         path.mkdir()
     elif content is not None:
@@ -152,25 +152,25 @@ def test_run_dir_on_a_read_only_file_system(cli, tmp_path):
 def test_finished_run_is_never_modified(cli, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "metrics.json").write_text('{"test": {}}')
-    (run_dir / "model.keras").write_bytes(b"the trained model")
+    RunDir(run_dir).metrics.write_text('{"test": {}}')
+    RunDir(run_dir).model.write_bytes(b"the trained model")
     line = one_line_error(_train(cli, tmp_path, f"run_dir={run_dir}"), "holds a finished run",
                           f"evaluate --run {run_dir}")
     assert "new --set run_dir" in line
-    assert (run_dir / "metrics.json").read_text() == '{"test": {}}'
-    assert (run_dir / "model.keras").read_bytes() == b"the trained model"
+    assert RunDir(run_dir).metrics.read_text() == '{"test": {}}'
+    assert RunDir(run_dir).model.read_bytes() == b"the trained model"
 
 
 def test_a_users_own_directory_is_never_adopted(cli, tmp_path):
     own = tmp_path / "mine"
     own.mkdir()
-    (own / "model.keras").write_bytes(b"the user's model")
+    RunDir(own).model.write_bytes(b"the user's model")
     one_line_error(_train(cli, tmp_path, f"run_dir={own}", f"model.init_from={own}"),
                    f"model.init_from={own} lies in run_dir {own}")
     one_line_error(_train(cli, tmp_path, f"run_dir={own}"), "holds files that no run of ours wrote",
                    "--set run_dir=DIR")
-    assert [p.name for p in own.iterdir()] == ["model.keras"]
-    assert (own / "model.keras").read_bytes() == b"the user's model"
+    assert [p.name for p in own.iterdir()] == [RunDir(own).model.name]
+    assert RunDir(own).model.read_bytes() == b"the user's model"
 
 
 def test_a_search_dir_in_use_names_the_tune_option(cli, tmp_path):
@@ -280,8 +280,8 @@ def test_truncated_model_keras(cli, tmp_path, smoke_config):
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    save_yaml(smoke_config(), run_dir / "config.yaml")
-    (run_dir / "model.keras").write_bytes(b"PK\x03\x04 cut short")
+    save_yaml(smoke_config(), RunDir(run_dir).config)
+    RunDir(run_dir).model.write_bytes(b"PK\x03\x04 cut short")
     one_line_error(cli("evaluate", "--run", str(run_dir)), "model.keras cannot be loaded",
                    "damaged or was not written completely")
 
@@ -444,10 +444,9 @@ def _bad_images(tmp_path):
 
 
 def test_predict_refuses_bombs_garbage_and_special_files(served, tmp_path):
-    from training.config import load_config
     from training.errors import DataError
-    from training.predict import predict
-    from training.registry import get_app
+    from training.export.predict import predict
+    from training.registry import get_app, load_config
 
     app = get_app("image_classification")(load_config("image_classification", None, SMOKE))
     for name, expected in _bad_images(tmp_path).items():

@@ -1,15 +1,15 @@
 """BatchNorm statistics recomputed with the current weights ("precise BN",
-training/batch_norm_statistics.py): exact population moments, frozen layers left alone, and a
+training/pipeline/batch_norm_statistics.py): exact population moments, frozen layers left alone, and a
 short run whose inference-mode accuracy matches its training-mode accuracy."""
 
 import keras
 import numpy as np
 from conftest import SMOKE
 
-from training.batch_norm_statistics import BatchNormStatistics
-from training.config import load_config
-from training.registry import get_app
-from training.run import train
+from training.pipeline import train
+from training.pipeline.batch_norm_statistics import BatchNormStatistics
+from training.registry import get_app, load_config
+from training.run_dir import RunDir
 
 
 def test_recomputed_statistics_are_the_population_moments_and_frozen_layers_keep_theirs():
@@ -44,7 +44,7 @@ def test_a_short_run_on_a_few_hundred_images_scores_alike_in_inference_and_train
     config = load_config("image_classification", None, SMOKE + [
         "epochs=4", "batch_size=32", f"run_dir={tmp_path / 'run'}", "export.enabled=false"])
     train(config)
-    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    model = keras.saving.load_model(RunDir(tmp_path / "run").model)
     images, labels = zip(*get_app("image_classification")(config).build_data("train")
                          .batch(32).as_numpy_iterator())
 

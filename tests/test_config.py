@@ -2,8 +2,8 @@
 
 import pytest
 
-from training.config import load_config
 from training.errors import ConfigError
+from training.registry import load_config
 
 
 def test_defaults_are_the_apps():
@@ -104,8 +104,8 @@ def test_weights_none_means_random_initialisation_not_the_default(tmp_path, monk
     config = load_config("image_classification", None, [f"model.arch={PREFIX}MobileNetV2",
                                                         "model.weights=none", "data.limit=8"])
     assert config.model.weights == "none"
-    save_yaml(config, tmp_path / "config.yaml")
-    assert load_config(None, tmp_path / "config.yaml").model.weights == "none"
+    save_yaml(config, tmp_path / "saved.yaml")
+    assert load_config(None, tmp_path / "saved.yaml").model.weights == "none"
     monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve",
                         lambda *a, **k: pytest.fail("weights=none downloaded ImageNet weights"))
     app = get_app("image_classification")(config)

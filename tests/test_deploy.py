@@ -12,9 +12,9 @@ from conftest import one_line_error
 from serving.batching import BatchingParameters, read_parameters
 from serving.repository import ModelRepository
 from serving.warmup import WARMUP_FILE, read_warmup, replay, write_warmup
-from training import artifacts
-from training.input_pipeline import make_dataset
-from training.run import load_run
+from training.export import artifacts
+from training.pipeline.inputs import make_dataset
+from training.run_dir import RunDir, load_run
 
 
 def _evaluate(cli, run, *args):
@@ -117,7 +117,7 @@ def test_predict_without_a_server_names_the_top_classes(finished_run, cli, tmp_p
     assert np.max(np.abs(np.array([r["probabilities"] for r in results]) - expected)) < 1e-5
     result = cli("predict", "--run", str(finished_run["run"]), *paths, "--top", "2")
     assert result.returncode == 0, result.stderr
-    names = json.loads((finished_run["run"] / "metrics.json").read_text())["class_names"]
+    names = json.loads(RunDir(finished_run["run"]).metrics.read_text())["class_names"]
     first = np.argsort(-expected[0])[:2]
     assert result.stdout.splitlines()[0] == (
         f"{paths[0]}: {names[first[0]]} {expected[0][first[0]]:.3f}, "
@@ -207,7 +207,7 @@ def test_batching_parameters_file_and_flags(cli, tmp_path, served):
 
 def test_directories_named_like_versions_that_are_none_are_ignored_with_one_line(served, tmp_path,
                                                                                  capsys):
-    from training.export import NextVersion
+    from training.export.saved_model import NextVersion
 
     base = tmp_path / "fashion"
     shutil.copytree(served["version_dir"], base / "1")

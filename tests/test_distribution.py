@@ -11,17 +11,18 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from training.config import load_config
 from training.errors import ConfigError
-from training.run import train
-from training.strategy import make_strategy
+from training.pipeline import train
+from training.registry import load_config
+from training.run_dir import RunDir
+from training.runtime.strategy import make_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("app,extra", [
     # Asks for 4 steps per execution: one device runs 4, mirrored drops to 1
-    # (keras-team/keras#19246, training/run.py); the weights must still agree.
+    # (keras-team/keras#19246, training/pipeline/compile.py); the weights must still agree.
     ("sequence_modeling", ["model.units=16", "runtime.steps_per_execution=4"]),
     pytest.param("unsupervised_pretraining", ["model.pretrained=false", "model.hidden=32,16"],
                  marks=pytest.mark.slow),
@@ -150,9 +151,9 @@ def test_two_localhost_workers_agree_with_each_other_and_one_process(tmp_path):
     assert chief_dir == str(tmp_path / "chief") and worker_dir != chief_dir  # only the chief
     assert (tmp_path / "export" / "sequence_modeling" / "1" / "saved_model.pb").exists()
     assert not (tmp_path / "export" / "sequence_modeling" / "2").exists()
-    weights = [keras.saving.load_model(Path(d) / "model.keras").get_weights()
+    weights = [keras.saving.load_model(RunDir(d).model).get_weights()
                for d in (chief_dir, worker_dir, tmp_path / "single")]
-    metrics = json.loads((tmp_path / "chief" / "metrics.json").read_text())
+    metrics = json.loads(RunDir(tmp_path / "chief").metrics.read_text())
     # MultiWorkerMirroredStrategy is an alias of CollectiveAllReduceStrategy.
     assert metrics["strategy"] == "CollectiveAllReduceStrategy" and metrics["global_batch_size"] == 16
     for other in weights[1:]:
@@ -165,11 +166,11 @@ def test_upstream_keras_still_needs_the_multi_worker_patch():
 
     from keras.src.backend.tensorflow import trainer
 
-    from training import multi_worker_patch
+    from training.runtime import multi_worker_patch
 
     build = inspect.getsource(multi_worker_patch.ORIGINAL_SYMBOLIC_BUILD)
     reduce = inspect.getsource(multi_worker_patch._ORIGINAL_REDUCE)
-    message = ("Keras changed {}: check whether training/multi_worker_patch.py is still needed "
+    message = ("Keras changed {}: check whether training/runtime/multi_worker_patch.py is still needed "
                "(keras-team/keras#20585) and drop what upstream fixed")
     assert '"MEAN"' in build and "axis=None" in build, message.format("_maybe_symbolic_build")
     assert 'strategy.reduce("MEAN", v, axis=0)' in reduce, message.format("reduce_per_replica")
@@ -180,7 +181,7 @@ def test_upstream_keras_still_needs_the_multi_worker_patch():
 @pytest.mark.parametrize("workers,index,match", [
     ("localhost:1", 0, "two or more"), ("localhost:1,localhost:2", 2, "task-index")])
 def test_bad_worker_flags_name_the_fix(workers, index, match):
-    from training.strategy import worker_tf_config
+    from training.runtime.strategy import worker_tf_config
 
     with pytest.raises(ConfigError, match=match):
         worker_tf_config(workers, index)

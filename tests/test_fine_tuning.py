@@ -9,8 +9,8 @@ import pytest
 from conftest import fashion_train
 
 from apps.image_classification.model import build_classifier
-from training import fine_tuning
 from training.errors import DataError, DataNotFoundError
+from training.pipeline import fine_tuning
 
 
 def _classifier(classes, seed):

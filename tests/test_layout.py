@@ -36,6 +36,83 @@ def test_dependencies_point_one_way(package, forbidden):
     assert wrong == []
 
 
+def _module_names():
+    """{dotted module name: path} of every module of the project's packages."""
+    names = {}
+    for package in ("apps", "layers", "serving", "training"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def _import_graph():
+    """{module: the project's modules it imports}, at any depth (functions included); `from
+    package import name` counts as the submodule when `name` is one, else the package."""
+    modules = _module_names()
+
+    def ours(name):
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {ours(alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(parent + ([node.module] if node.module else []))
+                targets |= {ours(f"{base}.{a.name}") if f"{base}.{a.name}" in modules
+                            else ours(base) for a in node.names}
+        graph[module] = targets - {None, module}
+    return graph
+
+
+def test_no_package_has_an_import_cycle():
+    graph = _import_graph()
+    cycles, state = [], {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                cycles.append(path[path.index(target):] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert [" -> ".join(cycle) for cycle in cycles] == []
+
+
+def test_only_run_dir_names_the_files_of_a_run_directory():
+    """training/run_dir.py's RunDir names them; the framework, tests and benchmarks ask it."""
+    from training.run_dir import RunDir
+
+    probe = RunDir("run")
+    paths = [getattr(probe, name).relative_to(probe.path).as_posix() for name, value in
+             vars(RunDir).items() if isinstance(value, property) and name != "path"]
+    names = set(paths) | {p.rsplit("/", 1)[-1] for p in paths}
+    assert {probe.model.name, probe.best_weights.name, probe.backup_metadata.name} <= names
+    found = []
+    for package in ("training", "tests", "benchmarks"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path == ROOT / "training" / "run_dir.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and node.value in names:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    assert found == []
+
+
 def _fresh(code):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -59,7 +136,7 @@ def test_a_command_that_loads_tensorflow_prints_only_our_lines(tmp_path):
 def test_the_framework_loads_an_app_only_when_asked_for_it_by_name():
     _fresh(
         "import sys\n"
-        "import training, training.cli, training.config, training.run, training.registry as r\n"
+        "import training, training.cli, training.config, training.pipeline, training.registry as r\n"
         "assert set(r.app_names()) >= " + repr(BUILT_IN_APPS) + "\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'apps'], sys.modules.keys()\n"
         "r.get_app('tabular_regression')\n"
@@ -96,10 +173,36 @@ def test_every_built_in_app_is_declared_in_setup_cfg_and_installed():
 
 
 def test_declared_choices_match_the_code_that_uses_them():
-    from apps.sequence_modeling.app import Cell
+    from apps.image_classification import config as image_config
+    from apps.image_classification import keras_applications
+    from apps.image_classification.backbones import BACKBONES
+    from apps.sequence_modeling.config import Cell
     from apps.sequence_modeling.model import CELLS
 
-    assert set(typing.get_args(Cell)) == set(CELLS)  # model.arch's are BACKBONES' own names
+    assert set(typing.get_args(Cell)) == set(CELLS)
+    assert set(image_config.ARCHS) == set(BACKBONES)
+    assert image_config.APPLICATIONS == keras_applications.PREFIX
+
+
+def test_an_apps_help_and_config_load_no_tensorflow():
+    """The config keys are declared in modules without TensorFlow (registry.config_class), so
+    `train --app NAME --help` and --print-config (of numbers given, not `auto`) answer at once."""
+    apps = sorted(BUILT_IN_APPS)
+    given = ["--set", "epochs=2", "--set", "batch_size=32", "--set", "callbacks.restore_best=false",
+             "--set", "model.augment=false"]
+    result = _fresh(
+        "import sys, yaml\n"
+        "from training.cli import main\n"
+        f"for name in {apps!r}:\n"
+        "    main(['train', '--app', name, '--help'])\n"
+        "    sys.stdout.write('---\\n')\n"
+        f"main(['train', '--app', 'image_classification', '--print-config', *{given!r}])\n"
+        "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not loaded, loaded\n")
+    helps = result.stdout.split("---\n")
+    for name, text in zip(apps, helps):
+        assert f"config keys of {name}" in text and "model." in text
+    assert "arch: resnet_small" in helps[-1] and "epochs: 2" in helps[-1]
 
 
 @pytest.mark.parametrize("app", sorted(BUILT_IN_APPS))

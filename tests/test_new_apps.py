@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import predict
 from training.app import App
-from training.config import load_config
 from training.errors import ConfigError
-from training.run import evaluate, export_run, load_run, train
+from training.export import export_run, predict
+from training.pipeline import evaluate, train
+from training.registry import load_config
+from training.run_dir import RunDir, load_run
 from training.scaffold import new_app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def test_scaffold_round_trip_in_a_copy_of_the_project(tmp_path):
                              cwd=tmp_path, env=_env_with_path(site), capture_output=True, text=True,
                              timeout=600)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads(RunDir(tmp_path / "run").metrics.read_text())
     assert metrics["class_names"] == ["setosa", "versicolor", "virginica"]
     assert metrics["params"] == (5 * 2 + 1) + (5 * 32 + 32) + (32 * 3 + 3)  # normalize, dense, head
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--config", str(REPO / "pyproject.toml"),
@@ -92,7 +93,7 @@ def test_scaffold_declares_the_app_once_and_only_in_a_project(tmp_path):
 def _installed_package(path, entry_points):
     """What `pip install` leaves behind: the module and a dist-info with entry_points.txt."""
     (path / "extra_app.py").write_text(
-        "from apps.tabular_regression import TabularRegression\n"
+        "from apps.tabular_regression.app import TabularRegression\n"
         "class ExtraApp(TabularRegression):\n"
         "    name = 'extra_app'\n"
         "    description = 'An app from another package.'\n")
@@ -187,9 +188,10 @@ def test_docs_quote_the_worked_examples_exactly():
     doc = (REPO / "docs" / "adding_a_task.md").read_text()
     quoted = [block.split("```", 1)[0] for block in doc.split("```python\n")[1:]]
     sources = [(REPO / "apps" / name).read_text()
-               for name in ("tabular_regression.py", "image_autoencoder.py")]
+               for name in ("tabular_regression/config.py", "tabular_regression/app.py",
+                            "image_autoencoder/config.py", "image_autoencoder/app.py")]
     assert quoted == sources
-    code_lines = [line for line in sources[0].splitlines() if line.strip()
+    code_lines = [line for line in "".join(sources[:2]).splitlines() if line.strip()
                   and not line.strip().startswith("#") and not line.startswith(("import ", "from "))]
     assert f"{len(code_lines)} lines of code" in doc and len(code_lines) < 60
 

@@ -13,10 +13,11 @@ from PIL import Image
 
 from apps.image_classification.folders import decode_image
 from apps.sequence_modeling import texts
-from training.config import load_config
 from training.errors import ConfigError, DataError
 from training.folder_data import list_labelled_files
-from training.run import train
+from training.pipeline import train
+from training.registry import load_config
+from training.run_dir import RunDir
 
 BAD_FILES = {"tshirt/notes.txt": b"not an image", "tshirt/.DS_Store": b"\0\1",
              "trouser/empty.jpg": b"", "pullover/cut.png": None,  # None: a PNG cut short
@@ -207,7 +208,7 @@ def test_augment_auto_follows_the_run_a_model_starts_from(folder_run, capsys):
     from training.registry import get_app
 
     root, _, _ = folder_run
-    assert yaml.safe_load((root / "run" / "config.yaml").read_text())["model"]["augment"] is False
+    assert yaml.safe_load(RunDir(root / "run").config.read_text())["model"]["augment"] is False
     for extra, augment, why in (
             ([f"model.init_from={root / 'run'}"], False, f"as {root / 'run'} was trained"),
             ([], True, "for 30 epochs (on above 10)")):
@@ -260,7 +261,7 @@ def test_a_text_folder_as_data_dir_alone_is_read_and_one_long_text_does_not_set_
     config = load_config("sequence_modeling", None, [f"data.dir={tmp_path / 'texts'}",
                                                      "data.test_split=0", "data.validation_split=0"])
     app = get_app("sequence_modeling")(config)
-    assert app.images is None and app.class_names() == ["neg", "pos"]
+    assert app.task.images is None and app.class_names() == ["neg", "pos"]
     capsys.readouterr()
     train_texts = app.build_data("train")
     assert config.data.text_length == 5  # "a great film, number 7"
@@ -268,7 +269,7 @@ def test_a_text_folder_as_data_dir_alone_is_read_and_one_long_text_does_not_set_
         "data.text_length=5: 95% of the 81 training texts have at most 5 words; longer texts (1) "
         "are cut to it (set data.text_length to choose)")
     assert train_texts is not None
-    assert app.vectorizer(tf.constant(["word " * 50_000])).shape == (1, 5)  # cut to the length
+    assert app.task.vectorizer(tf.constant(["word " * 50_000])).shape == (1, 5)  # cut to the length
 
 
 def test_a_csv_of_texts_trains_and_the_export_takes_raw_strings(tmp_path):
@@ -307,7 +308,7 @@ def _cached(dataset):
 
 def test_a_folder_too_big_for_memory_streams_every_epoch(folder_run, monkeypatch, capsys):
     from apps.image_classification import folders
-    from training import input_pipeline
+    from training.pipeline import inputs as input_pipeline
     from training.registry import get_app
 
     root, _, _ = folder_run
@@ -339,7 +340,7 @@ def test_one_image_per_class_trains_and_says_what_it_used_instead_of_the_empty_s
     assert any(line.startswith("warning: the test split is empty") for line in lines)
     assert (f"Data: 3 classes (a, b, c), 8x6x3 images from the class folders in {tmp_path / 'tiny'}; "
             "3 training, 0 validation, 0 test examples") in lines
-    recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]
+    recorded = yaml.safe_load(RunDir(tmp_path / "run").config.read_text())["data"]
     assert (recorded["format"], recorded["name"], recorded["image_size"], recorded["channels"],
             recorded["classes"]) == ("folder", "", [8, 6], 3, ["a", "b", "c"])
 

@@ -11,17 +11,18 @@ import pytest
 import tensorflow_datasets as tfds
 
 from training.errors import DataNotFoundError, TrainingDiverged
-from training.export import versions
-from training.run import train
+from training.export.saved_model import versions
+from training.pipeline import train
+from training.run_dir import RunDir
 
 
 def test_real_fashion_mnist_slice_writes_every_artifact(finished_run):
     metrics = finished_run  # SMOKE, trained once for the session
-    run = finished_run["run"]
-    for name in ("config.yaml", "metrics.json", "history.csv", "model.keras",
-                 "training_curves.png", "confusion_matrix.png", "checkpoints/best.weights.h5"):
-        assert (run / name).exists(), name
-    saved = json.loads((run / "metrics.json").read_text())
+    run = RunDir(finished_run["run"])
+    for path in (run.config, run.metrics, run.history, run.model, run.training_curves,
+                 run.confusion_matrix, run.best_weights):
+        assert path.exists(), path
+    saved = json.loads(run.metrics.read_text())
     assert saved["test"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert 0.0 <= saved["test"]["accuracy"] <= 1.0
     assert saved["train_examples"] == 256 and saved["epochs_completed"] == 1
@@ -47,7 +48,7 @@ def test_export_reloads_in_fresh_process_with_same_predictions(finished_run, tmp
     import keras
 
     metrics = finished_run
-    model = keras.saving.load_model(finished_run["run"] / "model.keras")
+    model = keras.saving.load_model(RunDir(finished_run["run"]).model)
     images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
     np.save(tmp_path / "images.npy", images)
     outputs, probs = _fresh_process_predictions(metrics["export"], tmp_path / "images.npy")
@@ -63,7 +64,7 @@ def test_export_reloads_in_fresh_process_with_same_predictions(finished_run, tmp
 
 
 def test_export_never_overwrites_a_version(finished_run):
-    from training.run import export_run
+    from training.export import export_run
 
     export = finished_run["export_dir"]
     before = versions(export / "image_classification")
@@ -84,7 +85,7 @@ def test_tfds_datasets_by_name(smoke_config, tmp_path, name, shape):
     assert metrics["train_examples"] == 64
     assert "accuracy" in metrics["test"]
     import keras
-    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    model = keras.saving.load_model(RunDir(tmp_path / "run").model)
     assert tuple(model.inputs[0].shape[1:]) == shape
 
 
@@ -113,7 +114,7 @@ def test_test_each_epoch_logs_the_accuracy_curve_without_a_validation_split(smok
     # baseline check once read as numbers (a ValueError after the whole run).
     metrics = train(smoke_config("epochs=2", "callbacks.test_each_epoch=true",
                                  "data.validation_split=0", "export.enabled=false"))
-    with open(tmp_path / "run" / "history.csv") as f:
+    with open(RunDir(tmp_path / "run").history) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and {r.get("val_accuracy", "NA") for r in rows} == {"NA"}
     assert "validation" not in metrics["baseline"]
@@ -127,7 +128,7 @@ def test_seed_zero_trains_with_a_fresh_order_each_epoch(smoke_config):
     import keras
     import tensorflow as tf
 
-    from training import input_pipeline
+    from training.pipeline import inputs as input_pipeline
     from training.registry import get_app
 
     config = smoke_config("seed=0", "data.validation_split=0")
@@ -144,7 +145,7 @@ def test_seed_zero_trains_with_a_fresh_order_each_epoch(smoke_config):
 def test_steps_per_execution_divides_the_epoch(smoke_config):
     import tensorflow as tf
 
-    from training.run import compile_options
+    from training.pipeline.compile import compile_options
 
     config = smoke_config("runtime.steps_per_execution=16")
     strategy = tf.distribute.get_strategy()

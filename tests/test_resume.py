@@ -12,14 +12,15 @@ import keras
 import numpy as np
 import pytest
 
-from training.callbacks import AtomicBackupAndRestore, PreemptedStop, Preemption, recover_backup
+from training.pipeline.callbacks import AtomicBackupAndRestore, PreemptedStop, Preemption, recover_backup
+from training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, "-m", "training", "train", "--app", "sequence_modeling",
          "--set", "model.units=16", "--set", "data.limit=1200", "--set", "epochs=4",
          "--set", "batch_size=32", "--set", "runtime.verbose=0", "--set", "callbacks.tensorboard=false",
          "--set", "export.enabled=false",
-         # Two fits (training/fine_tuning.py): the SIGKILL lands after the first one's last
+         # Two fits (training/pipeline/fine_tuning.py): the SIGKILL lands after the first one's last
          # epoch, so the resume starts the second phase from the first one's backup.
          "--set", "model.freeze_backbone=true", "--set", "model.unfreeze_after_epochs=2"]
 
@@ -37,7 +38,7 @@ def start_and_signal_after_epochs(run_dir, epochs, signum, backend="tensorflow",
     """Start training, send `signum` once `epochs` epochs are backed up; return it."""
     proc = subprocess.Popen(command(run_dir, overrides), env=env_for(backend), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metadata = Path(run_dir) / "backup" / "training_metadata.json"
+    metadata = RunDir(run_dir).backup_metadata
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         try:
@@ -53,8 +54,8 @@ def start_and_signal_after_epochs(run_dir, epochs, signum, backend="tensorflow",
 
 
 def final_state(run_dir):
-    weights = keras.saving.load_model(Path(run_dir) / "model.keras").get_weights()
-    return weights, json.loads((Path(run_dir) / "metrics.json").read_text())
+    weights = keras.saving.load_model(RunDir(run_dir).model).get_weights()
+    return weights, json.loads(RunDir(run_dir).metrics.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def assert_same_run(resumed_dir, uninterrupted):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
     assert abs(metrics["test"]["accuracy"] - uninterrupted[1]["test"]["accuracy"]) <= 0.001
     epochs = [line.split(",")[0] for line in
-              (Path(resumed_dir) / "history.csv").read_text().splitlines()[1:]]
+              RunDir(resumed_dir).history.read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2", "3"]  # completed epochs are not redone
     assert metrics["epochs_completed"] == 4  # the whole run's, not only the resumed part's
 
@@ -92,12 +93,12 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes_exactly(tmp_path, unint
     killed = start_and_signal_after_epochs(run_dir, 2, signal.SIGKILL, backend,
                                            ["callbacks.save_freq=6"])
     assert killed.returncode == -signal.SIGKILL
-    assert not (run_dir / "metrics.json").exists()
+    assert not RunDir(run_dir).metrics.exists()
     resumed = subprocess.run(command(run_dir, ["callbacks.save_freq=6"]), env=env_for(backend),
                              cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(run_dir, uninterrupted(backend))
-    assert json.loads((run_dir / "metrics.json").read_text())["backend"] == backend
+    assert json.loads(RunDir(run_dir).metrics.read_text())["backend"] == backend
 
 
 def test_sigterm_backs_up_the_steps_done_says_so_and_resumes_exactly(tmp_path, uninterrupted):
@@ -109,7 +110,7 @@ def test_sigterm_backs_up_the_steps_done_says_so_and_resumes_exactly(tmp_path, u
     assert "Traceback" not in stderr
     # What the message says the backup holds is what it holds (it said "0 completed epochs"
     # of a backup that held one), and no completed epoch is lost.
-    metadata = json.loads((run_dir / "backup" / "training_metadata.json").read_text())
+    metadata = json.loads(RunDir(run_dir).backup_metadata.read_text())
     epoch, steps_done = metadata["epoch"], metadata["steps_done"]
     steps = f" and {steps_done} of 38 steps of epoch {epoch + 1}" if steps_done else ""
     held = f"{epoch} completed epoch(s) of 4{steps}"
@@ -128,11 +129,12 @@ def tiny_model():
 
 
 def test_a_save_torn_by_a_kill_leaves_the_previous_backup(tmp_path, monkeypatch):
-    backup_dir = tmp_path / "backup"
+    run_dir = RunDir(tmp_path)
+    backup_dir = run_dir.backup
     callback = AtomicBackupAndRestore(str(backup_dir))
     callback.set_model(tiny_model())
     callback.on_epoch_end(0)
-    saved = json.loads((backup_dir / "training_metadata.json").read_text())
+    saved = json.loads(run_dir.backup_metadata.read_text())
     assert saved["epoch"] == 1
 
     # A kill while the next save writes its files: the complete backup is untouched.
@@ -142,47 +144,48 @@ def test_a_save_torn_by_a_kill_leaves_the_previous_backup(tmp_path, monkeypatch)
     monkeypatch.setattr(callback.model, "save_weights", killed_mid_write)
     with pytest.raises(KeyboardInterrupt):
         callback.on_epoch_end(1)
-    assert json.loads((backup_dir / "training_metadata.json").read_text()) == saved
+    assert json.loads(run_dir.backup_metadata.read_text()) == saved
     recover_backup(backup_dir)
-    assert not (tmp_path / "backup.saving").exists()
+    assert not backup_dir.with_name(backup_dir.name + ".saving").exists()
 
     # A kill between the two renames leaves only backup.old: recovery puts it back.
-    os.rename(backup_dir, tmp_path / "backup.old")
+    os.rename(backup_dir, backup_dir.with_name(backup_dir.name + ".old"))
     recover_backup(backup_dir)
-    assert json.loads((backup_dir / "training_metadata.json").read_text()) == saved
+    assert json.loads(run_dir.backup_metadata.read_text()) == saved
 
 
 def test_a_full_disk_refuses_the_save_and_keeps_the_previous_backup(tmp_path, monkeypatch):
     """h5py segfaults when the disk fills mid-save, so saves check for room first."""
     from collections import namedtuple
 
-    from training import disk_space
-    from training.callbacks import DiskSpaceGuard
     from training.errors import DiskFull
+    from training.pipeline.callbacks import DiskSpaceGuard
+    from training.runtime import disk_space
 
-    backup_dir = tmp_path / "backup"
+    run_dir = RunDir(tmp_path)
+    backup_dir = run_dir.backup
     model = tiny_model()
     callback, guard = AtomicBackupAndRestore(str(backup_dir)), DiskSpaceGuard(str(tmp_path))
     callback.set_model(model)
     guard.set_model(model)
     guard.on_epoch_end(0)
     callback.on_epoch_end(0)
-    saved = json.loads((backup_dir / "training_metadata.json").read_text())
+    saved = json.loads(run_dir.backup_metadata.read_text())
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(disk_space.shutil, "disk_usage", lambda path: usage(2**30, 2**30, 4096))
     for save in (guard.on_epoch_end, callback.on_epoch_end):  # the epoch's saves, in order
         with pytest.raises(DiskFull, match="Only 0 MiB free .* free some space, then run the same"):
             save(1)
-    assert json.loads((backup_dir / "training_metadata.json").read_text()) == saved
-    assert not (tmp_path / "backup.saving").exists()
+    assert json.loads(run_dir.backup_metadata.read_text()) == saved
+    assert not backup_dir.with_name(backup_dir.name + ".saving").exists()
 
 
 def test_sigterm_within_an_epoch_backs_up_its_steps_and_stops_before_validating(tmp_path):
     """It took 238 s to stop (the rest of the epoch, then validation) and said the backup held
     0 epochs: now the stop comes after the current step, with a backup of the steps done."""
     model = tiny_model()
-    backup = AtomicBackupAndRestore(str(tmp_path / "backup"))
+    backup = AtomicBackupAndRestore(str(RunDir(tmp_path).backup))
     seen = []
 
     class Watch(keras.callbacks.Callback):
@@ -199,6 +202,6 @@ def test_sigterm_within_an_epoch_backs_up_its_steps_and_stops_before_validating(
         model.fit(x, y, batch_size=4, epochs=3, validation_data=(x[:4], y[:4]), verbose=0,
                   callbacks=[Watch(), backup, Preemption(backup, steps_per_epoch=10)])
     assert seen[-2:] == [("step", 2), ("step", 3)] and seen.count(("validate", None)) == 1
-    metadata = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
+    metadata = json.loads(RunDir(tmp_path).backup_metadata.read_text())
     assert (metadata["epoch"], metadata["steps_done"]) == (1, 4)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is given back

@@ -1,11 +1,11 @@
-"""`epochs: auto` and `batch_size: auto` (training/run_length.py): a run length that fits the
+"""`epochs: auto` and `batch_size: auto` (training/pipeline/run_length.py): a run length that fits the
 data, recorded as numbers, and a warning for a fixed run far too short for its data."""
 
 import yaml
 from PIL import Image
 
-from training import run_length
-from training.config import load_config
+from training.pipeline import run_length
+from training.registry import load_config
 
 
 def test_auto_fits_the_run_to_the_data_and_says_so_in_one_line(capsys):

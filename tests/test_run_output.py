@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from training import plots
-from training.run import PIPELINE_KEYS, report_scalars
+from training.pipeline.report import PIPELINE_KEYS, report_scalars
+from training.run_dir import RunDir
 
 
 def test_a_one_epoch_curve_has_a_whole_epoch_axis(monkeypatch, tmp_path):
@@ -36,7 +37,7 @@ def test_train_in_a_log_prints_one_line_per_epoch_and_the_test_counts(cli, tmp_p
     assert len(epoch_lines) == 2, out
     assert "Test on 40 examples: loss " in out and ", mae " in out
     assert "Trained on 144 examples, validated on 16; 2 epoch(s) in " in out
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads(RunDir(tmp_path / "run").metrics.read_text())
     assert "pretrain_seconds" not in metrics  # the tabular app has no pretraining stage
     assert (metrics["train_examples"], metrics["validation_examples"], metrics["test_examples"]) == (
         144, 16, 40)
@@ -55,10 +56,10 @@ def test_forecasting_prints_its_ratio_to_the_naive_forecast(cli, tmp_path):
                  "--set", f"run_dir={tmp_path / 'run'}")
     assert result.returncode == 0, result.stderr[-1500:]
     reported = [line for line in result.stdout.splitlines() if line.startswith("Reported: ")]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads(RunDir(tmp_path / "run").metrics.read_text())
     assert reported == ["Reported: " + ", ".join(f"{k} {v:.4g}" for k, v in report_scalars(metrics).items())]
     assert "mae_vs_naive" in reported[0]
-    assert "data:\n  name: ''" in (tmp_path / "run" / "config.yaml").read_text()
+    assert "data:\n  name: ''" in RunDir(tmp_path / "run").config.read_text()
 
 
 @pytest.mark.parametrize("verbose,tty,expected", [(1, False, 2), (1, True, 1), (0, False, 0),
@@ -86,7 +87,7 @@ def test_a_model_no_better_than_the_majority_class_says_so_beside_the_baseline(c
                  "--set", "data.validation_split=0.3", "--set", "data.test_split=0.3",
                  "--set", "callbacks.tensorboard=false", "--set", f"run_dir={tmp_path / 'run'}")
     assert result.returncode == 0, result.stderr[-1500:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads(RunDir(tmp_path / "run").metrics.read_text())
     matrix = np.array(metrics["confusion_matrix"])
     assert metrics["baseline"]["test"] == {"class": "common",
                                            "accuracy": matrix[0].sum() / matrix.sum()}
@@ -94,7 +95,7 @@ def test_a_model_no_better_than_the_majority_class_says_so_beside_the_baseline(c
            "'common')" in result.stdout
     # ~14 validation images cannot choose an epoch: restore_best=auto keeps the last one
     assert "callbacks.restore_best=auto: off, " in result.stdout and "Restored" not in result.stdout
-    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["callbacks"][
+    assert yaml.safe_load(RunDir(tmp_path / "run").config.read_text())["callbacks"][
         "restore_best"] is False
     last = result.stdout.strip().splitlines()[-2:]
     assert last[0].startswith("warning: validation accuracy never beat the majority-class rate")
@@ -113,9 +114,9 @@ def test_a_confusion_matrix_of_many_classes_is_a_bounded_figure(tmp_path):
 
 
 def test_a_figure_that_fails_is_a_warning_not_a_lost_run(tmp_path, capsys):
-    from training.run import draw
+    from training.pipeline.report import draw
 
-    (tmp_path / "confusion_matrix.png").mkdir()  # savefig cannot write there
-    assert draw(plots.confusion_matrix, tmp_path / "confusion_matrix.png", np.eye(3), "abc") is None
+    RunDir(tmp_path).confusion_matrix.mkdir()  # savefig cannot write there
+    assert draw(plots.confusion_matrix, RunDir(tmp_path).confusion_matrix, np.eye(3), "abc") is None
     assert capsys.readouterr().out.startswith("warning: confusion_matrix.png was not drawn "
                                               "(IsADirectoryError: ")

@@ -13,9 +13,10 @@ import tensorflow_datasets as tfds
 
 from apps.sequence_modeling.app import SequenceModeling
 from serving.warmup import read_warmup
-from training.config import load_config
 from training.errors import ConfigError
-from training.run import evaluate, load_run, train
+from training.pipeline import evaluate, train
+from training.registry import load_config
+from training.run_dir import RunDir, load_run
 
 QUICK = ["epochs=1", "batch_size=32", "runtime.verbose=0", "callbacks.tensorboard=false",
          "runtime.steps_per_execution=4", "model.units=16"]
@@ -61,12 +62,12 @@ def test_language_model_on_a_local_text_file_generates(tmp_path):
                                "data.sequence_length=40"))
     assert metrics["test"]["perplexity"] == pytest.approx(np.exp(metrics["test"]["loss"]), rel=1e-4)
     assert metrics["test"]["perplexity"] > 1.0 and "pretrain_seconds" not in metrics
-    with open(os.path.join(metrics["run_dir"], "history.csv")) as f:
+    with open(RunDir(metrics["run_dir"]).history) as f:
         history = list(csv.DictReader(f))
     assert {"perplexity", "val_perplexity"} <= set(history[0])  # in the curves, next to the loss
     assert float(history[0]["val_perplexity"]) == pytest.approx(np.exp(float(history[0]["val_loss"])),
                                                                 rel=1e-3)
-    saved = (tmp_path / "run" / "config.yaml").read_text()
+    saved = RunDir(tmp_path / "run").config.read_text()
     assert "fashion_mnist" not in saved  # the data set the run read: the file at data.path
     out = serving(metrics)(text=tf.constant(["The GNU General Public Licen", "Th"]))
     assert out["next_char_probabilities"].shape[0] == 2
@@ -147,4 +148,4 @@ def test_generate_refuses_other_tasks(tmp_path, cli):
     metrics = train(seq_config(tmp_path, "data.limit=64", "export.enabled=false"))
     result = cli("generate", "--run", metrics["run_dir"])
     assert result.returncode == 2 and "language_model" in result.stderr
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["app"] == "sequence_modeling"
+    assert json.loads(RunDir(tmp_path / "run").metrics.read_text())["app"] == "sequence_modeling"

@@ -24,8 +24,7 @@ from serving.inputs import BadRequest
 from serving.json_tensors import to_array
 from serving.layout import parse_model_config_file
 from serving.repository import ModelRepository
-from training.config import load_config
-from training.registry import get_app
+from training.registry import get_app, load_config
 
 GOLDEN = Path(__file__).parent / "golden"
 IMAGES = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
@@ -220,7 +219,7 @@ def test_serve_and_predict_commands_end_to_end(served, tmp_path):
 def test_failed_export_leaves_nothing_behind(tmp_path):
     from serving.layout import versions
     from training.app import ServingSignature
-    from training.export import export_saved_model
+    from training.export.saved_model import export_saved_model
 
     model = keras.Sequential([keras.Input((2,), name="x"), keras.layers.Dense(1)])
 
@@ -291,7 +290,7 @@ def test_export_is_readable_by_others_refuses_paths_and_cleans_up_after_a_killed
     from serving.layout import versions
     from training.app import ServingSignature
     from training.errors import ExportError
-    from training.export import export_saved_model
+    from training.export.saved_model import export_saved_model
 
     model = keras.Sequential([keras.Input((2,), name="x"), keras.layers.Dense(1)])
     signature = {"serving_default": ServingSignature([tf.TensorSpec([None, 2], tf.float32, name="x")],

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from training.errors import ConfigError
-from training.strategy import make_strategy
+from training.run_dir import RunDir
+from training.runtime.strategy import make_strategy
 
 
 def test_unknown_strategy_lists_choices():
@@ -48,6 +49,6 @@ def test_mirrored_over_two_logical_cpus(tmp_path):
          "--set", "export.enabled=false"],
         capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads(RunDir(tmp_path / "run").metrics.read_text())
     assert metrics["strategy"] == "MirroredStrategy" and metrics["replicas"] == 2
     assert metrics["global_batch_size"] == 64

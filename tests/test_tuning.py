@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from conftest import SMOKE, free_port, one_line_error
 
-from training.config import load_config
+from training.registry import load_config
+from training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 # The checks of the search space run on the image app (its keys); they stop before any trial.
@@ -106,13 +107,13 @@ def test_hyperband_search_records_a_diverged_trial_and_best_yaml_trains_it_again
     assert f"Best trial {good['trial']}" in result.stdout
 
     best = load_config(None, search / "best.yaml")
-    trial = load_config(None, Path(good["run_dir"]) / "config.yaml")
+    trial = load_config(None, RunDir(good["run_dir"]).config)
     assert (best.epochs, best.optimizer.learning_rate, best.run_dir) == (1, 0.003, "")
     assert best.export.enabled and not trial.export.enabled
     retrain = cli("train", "--config", str(search / "best.yaml"), "--set",
                   f"run_dir={tmp_path / 'again'}", "--set", "export.enabled=false", cwd=tmp_path)
     assert retrain.returncode == 0, retrain.stderr[-3000:]
-    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    again = json.loads(RunDir(tmp_path / "again").metrics.read_text())
     assert again["test"]["loss"] == pytest.approx(float(good["test_loss"]), rel=1e-6)
 
 
@@ -156,7 +157,7 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
     rows = read_csv(search / "trials.csv")
     assert [r["status"] for r in rows] == ["completed", "completed"]
     assert sorted(r["model.hidden_units"] for r in rows) == ["16", "8"]
-    with open(killed / "history.csv") as f:
+    with open(RunDir(killed).history) as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
 
 
@@ -193,7 +194,7 @@ def test_a_distributed_search_needs_a_shared_dir(cli, tmp_path, monkeypatch):
 def test_a_choice_of_booleans_reaches_the_config_as_booleans():
     import keras_tuner
 
-    from training.search_space import Dimension, with_values
+    from training.tuning.space import Dimension, with_values
 
     dimension = Dimension("model.augment", "choice", (False, True))
     hp = keras_tuner.HyperParameters()
@@ -215,8 +216,8 @@ def test_a_finished_search_is_not_run_again(cli, tmp_path):
 def test_importance_is_the_share_of_variance_a_key_explains():
     import keras_tuner
 
-    from training.search_space import Dimension
-    from training.tuning_results import importance
+    from training.tuning.results import importance
+    from training.tuning.space import Dimension
 
     width = Dimension("model.width_multiplier", "choice", (0.5, 1.0))
     rate = Dimension("optimizer.learning_rate", "log_uniform", (1e-4, 1e-2))

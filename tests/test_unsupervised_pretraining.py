@@ -11,11 +11,12 @@ import pytest
 import tensorflow as tf
 
 from apps.unsupervised_pretraining.app import UnsupervisedPretraining
-from apps.unsupervised_pretraining.rbm_training import MomentumSchedule, RBMTrainer, fit_rbm
+from apps.unsupervised_pretraining.rbm_training import HISTORY_FILE, MomentumSchedule, RBMTrainer, fit_rbm
 from layers import RBM
-from training.config import load_config
 from training.errors import ConfigError
-from training.run import train
+from training.pipeline import train
+from training.registry import load_config
+from training.run_dir import RunDir
 
 TINY = ["model.hidden=24,12", "pretrain.epochs=1", "epochs=1", "data.limit=256",
         "batch_size=32", "runtime.verbose=0", "callbacks.tensorboard=false",
@@ -123,7 +124,7 @@ def test_gaussian_visible_units_standardise_inside_the_model(tmp_path):
     config = dbn_config(tmp_path, "model.visible=gaussian", "export.enabled=false")
     metrics = train(config)
     assert np.isfinite(metrics["test"]["loss"])
-    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    model = keras.saving.load_model(RunDir(tmp_path / "run").model)
     assert model.get_layer("standardize") is not None
 
 
@@ -144,7 +145,7 @@ def test_dbn_pretrains_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
          "--set", f"run_dir={tmp_path / 'run'}", "--set", "export.enabled=false"],
         capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads(RunDir(tmp_path / "run").metrics.read_text())
     assert metrics["strategy"] == "MirroredStrategy" and metrics["replicas"] == 2
-    history = (tmp_path / "run" / "pretraining" / "rbm_1" / "history.csv").read_text()
+    history = (tmp_path / "run" / "pretraining" / "rbm_1" / HISTORY_FILE).read_text()
     assert "free_energy_gap" in history and "nan" not in history.lower()

@@ -12,6 +12,8 @@ The pipeline calls the hooks in this order, once per run:
     app.report(model, test_dataset, run_dir)  # optional extra figures and metrics
     app.serving_signature(model)              # at export, with app.extra_signatures(model)
 
+`run_dir` is the run directory as a `pathlib.Path` (training/run_dir.py names its files).
+
 To add a task, subclass `App`, set `name`, `description` and `config_class`,
 implement the three required hooks, and declare the class in your package's
 entry-point group `keras_app_templates.apps` (see training/registry.py).
@@ -23,6 +25,7 @@ apps and their configs instantly; the hooks run after TensorFlow is loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from training.config import Config
@@ -174,7 +177,7 @@ class App:
         with a header (a table app's features); None: a CSV's columns are the input as is."""
         return None
 
-    def pretrain(self, run_dir: str, compile_options: dict) -> None:
+    def pretrain(self, run_dir: Path, compile_options: dict) -> None:
         """Optional unsupervised stage, run before `build_model` (e.g. a DBN's RBMs).
 
         Called inside `strategy.scope()`, so models fitted here are
@@ -189,10 +192,10 @@ class App:
         yes. A source that streams from disk says no when they would not fit."""
         return True
 
-    def callbacks(self, run_dir: str) -> list:
+    def callbacks(self, run_dir: Path) -> list:
         """Extra Keras callbacks for fit (the pipeline adds checkpoints, logs, etc.)."""
         return []
 
-    def report(self, model: keras.Model, test_data, run_dir: str) -> dict:
+    def report(self, model: keras.Model, test_data, run_dir: Path) -> dict:
         """Optional figures written to `run_dir`; returns extra metrics for metrics.json."""
         return {}

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from training.datasets import SPLITS
 from training.errors import DataError, DataNotFoundError
 
-SPLITS = ("train", "validation", "test")
 LAYOUTS = ("DIR/<class>/<files>, or DIR/train/<class>/<files> plus DIR/test/<class>/<files> "
            "(and optionally DIR/validation/<class>/<files>)")
 SHOWN_SKIPPED = 5  # paths named in the one-line report of skipped files

@@ -11,15 +11,19 @@ Installing the package (`pip install -e .`, or `make setup` here) registers
 them. The framework imports an app's module only when the app is asked for by
 name; `describe` reads the one-line `description` from the module's source
 without importing it (as setuptools reads `attr:` versions), so listing apps
-does not load TensorFlow.
+does not load TensorFlow. `config_class` likewise imports only the module that
+declares the app's config, where the app's source names it, so `--help` and
+`--print-config` load no TensorFlow either.
 """
 
 import ast
 import functools
+import importlib
 import importlib.util
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from training import config as config_lib
 from training.errors import ConfigError, UnknownAppError
 
 ENTRY_POINT_GROUP = "keras_app_templates.apps"
@@ -111,15 +115,58 @@ def get_app(name):
     return _loaded[name]
 
 
-def _literal_description(ep):
-    """The string literal assigned to `description` in the class body, or None."""
+def _source_tree(ep):
+    """The parsed source of entry point `ep`'s module (found, not imported), or None."""
     try:
         spec = importlib.util.find_spec(ep.module)
     except (ImportError, ValueError):
         return None
     if spec is None or not (spec.origin or "").endswith(".py"):
         return None
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+
+
+def _config_module(ep):
+    """(module, name) of the class the App's body assigns to `config_class` when the app's
+    module imports it from another module (`from apps.x.config import XConfig`), else None."""
+    tree = _source_tree(ep)
+    if tree is None:
+        return None
+    assigned = [s.value.id for node in tree.body
+                if isinstance(node, ast.ClassDef) and node.name == ep.attr for s in node.body
+                if isinstance(s, ast.Assign) and isinstance(s.value, ast.Name)
+                and any(getattr(t, "id", None) == "config_class" for t in s.targets)]
+    for node in tree.body if assigned else ():
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            for alias in node.names:
+                if (alias.asname or alias.name) == assigned[0]:
+                    return node.module, alias.name
+    return None
+
+
+def config_class(name):
+    """App `name`'s config class; imports the app's module only when its config is declared
+    there (see _config_module)."""
+    if name in _loaded:
+        return _loaded[name].config_class
+    declared = _declared()
+    if name not in declared:
+        raise UnknownAppError(_unknown(name, declared))
+    found = _config_module(declared[name])
+    if found is None:
+        return get_app(name).config_class
+    cls = getattr(importlib.import_module(found[0]), found[1])
+    if not (isinstance(cls, type) and issubclass(cls, config_lib.Config)):
+        raise ConfigError(f"App {name!r}: config_class {found[0]}.{found[1]} must subclass "
+                          "training.config.Config")
+    return cls
+
+
+def _literal_description(ep):
+    """The string literal assigned to `description` in the class body, or None."""
+    tree = _source_tree(ep)
+    if tree is None:
+        return None
     found = _class_literal(tree, "description", class_name=ep.attr)
     return found[1] if found else None
 
@@ -134,3 +181,12 @@ def describe(name):
         return _loaded[name].description
     found = _literal_description(declared[name])
     return found if found is not None else get_app(name).description
+
+
+def load_config(app_name, path=None, overrides=()):
+    """The resolved config of app `app_name` (its defaults < YAML file `path` < `overrides`);
+    without `app_name`, the app the file names."""
+    app_name, values = config_lib.named_app(app_name, path)
+    config = config_lib.load(config_class(app_name), values, overrides)
+    config.app = app_name
+    return config

@@ -1,5 +1,7 @@
-"""The run directory of one training run: claimed by one process at a time, never modified
-once finished, and not left behind empty when the run fails before it starts training."""
+"""The run directory of one training run: the one place that names its files (RunDir, for
+whoever writes or reads them: the pipeline, its callbacks, evaluate, export, tune, init_from),
+claimed by one process at a time, never modified once finished, and not left behind empty
+when the run fails before it starts training."""
 
 import contextlib
 import fcntl
@@ -8,7 +10,8 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-from training.errors import CommandError, ConfigError
+from training.errors import CommandError, ConfigError, DataError, model_file_damage
+from training.registry import get_app, load_config
 
 LOCK_FILE = ".lock"
 FINISHED_MARKER = "metrics.json"  # written last, after the export
@@ -27,14 +30,15 @@ def check_reusable(path, option=TRAIN_OPTION):
     """ConfigError unless `path` can hold a new or resumed run: new, empty, or a run dir of
     ours (every claim writes LOCK_FILE first) that has not finished. A user's own directory is
     never adopted: its files could be overwritten."""
+    run_dir = RunDir(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"run_dir {path} is a file, not a directory; choose another {option}")
-    if (path / FINISHED_MARKER).exists():
+    if run_dir.is_finished():
         raise ConfigError(
             f"run_dir {path} holds a finished run ({FINISHED_MARKER}); a finished run is never "
             f"modified. Evaluate it with `python -m training evaluate --run {path}` or export it "
             f"with `python -m training export --run {path}`; to train again, choose a new {option}")
-    if path.is_dir() and not (path / LOCK_FILE).exists() and any(path.iterdir()):
+    if path.is_dir() and not run_dir.lock.exists() and any(path.iterdir()):
         raise ConfigError(f"run_dir {path} holds files that no run of ours wrote; a run dir must "
                           f"be new, empty or an interrupted run. Choose another {option}")
 
@@ -45,7 +49,7 @@ def share(path, option=TRAIN_OPTION):
     check_reusable(path, option)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        (path / LOCK_FILE).touch()
+        RunDir(path).lock.touch()
     except OSError as e:
         raise ConfigError(f"Cannot write {path} ({e.strerror}); choose a writable {option}") from None
 
@@ -53,7 +57,7 @@ def share(path, option=TRAIN_OPTION):
 def _lock(path, option):
     """An open file holding an exclusive lock on run dir `path`, or CommandError if another
     process holds it. The lock goes when the file is closed or the process dies."""
-    handle = open(path / LOCK_FILE, "a+")
+    handle = open(RunDir(path).lock, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -70,10 +74,91 @@ def _lock(path, option):
 
 
 class RunDir:
+    """The files of one run directory, each named here once (as serving/layout.py names an
+    export's). An app's own files (the DBN's pretrained layers, its figures) go under `path`,
+    which the App hooks receive."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"RunDir({str(self.path)!r})"
+
+    def __truediv__(self, name):  # an app's own file: run_dir / "pretraining_curves.png"
+        return self.path / name
+
+    @property
+    def config(self):
+        """The resolved config (rerun with --config)."""
+        return self.path / "config.yaml"
+
+    @property
+    def metrics(self):
+        """Test metrics and the run's figures; written last, so it marks a finished run."""
+        return self.path / FINISHED_MARKER
+
+    @property
+    def history(self):
+        """Keras' CSVLogger: one row per epoch."""
+        return self.path / "history.csv"
+
+    @property
+    def backup(self):
+        """The resume state while training (callbacks.AtomicBackupAndRestore)."""
+        return self.path / "backup"
+
+    @property
+    def backup_metadata(self):
+        """Keras' BackupAndRestore's own file in `backup`: the epoch (and our steps_done)."""
+        return self.backup / "training_metadata.json"
+
+    @property
+    def checkpoints(self):
+        return self.path / "checkpoints"
+
+    @property
+    def best_weights(self):
+        """The weights of the best monitored epoch."""
+        return self.checkpoints / "best.weights.h5"
+
+    @property
+    def model(self):
+        """The trained Keras model."""
+        return self.path / "model.keras"
+
+    @property
+    def tensorboard(self):
+        return self.path / "tensorboard"
+
+    @property
+    def lock(self):
+        return self.path / LOCK_FILE
+
+    @property
+    def training_curves(self):
+        return self.path / "training_curves.png"
+
+    @property
+    def confusion_matrix(self):
+        return self.path / "confusion_matrix.png"
+
+    def is_finished(self):
+        return self.metrics.exists()
+
+    def finished_problem(self):
+        """Why this is not a finished run (a file missing), or None."""
+        for needed in (self.config, self.model):
+            if not needed.exists():
+                return (f"{self.path} is not a finished run: {needed.name} is missing (train "
+                        "first: python -m training train --app NAME)")
+        return None
+
+
+class Claim:
     """A claimed run directory; `started()` once the run has something worth keeping."""
 
-    def __init__(self, path, created):
-        self.path = path
+    def __init__(self, run_dir, created):
+        self.run_dir = run_dir
         self.created = created
         self.keep = not created
 
@@ -84,7 +169,7 @@ class RunDir:
 @contextlib.contextmanager
 def claim(configured, app, option=TRAIN_OPTION):
     """Create or reopen the run dir `configured` (default runs/<app>/<timestamp>) and lock it
-    for this process; yields a RunDir. `option` is how the command names another directory.
+    for this process; yields a Claim. `option` is how the command names another directory.
     If the block fails before `started()`, a directory this call created is removed again."""
     path = Path(configured) if configured else _default_path(app)
     check_reusable(path, option)
@@ -95,12 +180,33 @@ def claim(configured, app, option=TRAIN_OPTION):
     except OSError as e:  # read-only, a parent that is a file, ...
         raise ConfigError(f"Cannot write run_dir {path} ({e.strerror}); choose a writable "
                           f"{option}") from None
-    run_dir = RunDir(path, created)
+    claimed = Claim(RunDir(path), created)
     try:
-        yield run_dir
+        yield claimed
     except BaseException:
-        if not run_dir.keep:
+        if not claimed.keep:
             shutil.rmtree(path, ignore_errors=True)
         raise
     finally:
         handle.close()
+
+
+def load_run(path, overrides=()):
+    """(config, app, model) of the finished run in directory `path`; `overrides` as in --set."""
+    import keras  # loads TensorFlow: the rest of this module does not
+
+    run_dir = RunDir(path)
+    problem = run_dir.finished_problem()
+    if problem:
+        raise FileNotFoundError(problem)
+    config = load_config(None, run_dir.config, overrides)
+    app = get_app(config.app)(config)
+    try:
+        model = keras.saving.load_model(run_dir.model)
+    except Exception as e:  # Keras reports a torn zip as "File not found", among others
+        best = run_dir.best_weights
+        raise DataError(f"{run_dir.model} cannot be loaded "
+                        f"({model_file_damage(run_dir.model, e)}); it is damaged or was "
+                        "not written completely. Train again into a new run_dir"
+                        + (f" (the best weights are in {best})" if best.exists() else "")) from None
+    return config, app, model

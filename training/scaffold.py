@@ -152,8 +152,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from training.config import load_config
-from training.run import train
+from training.pipeline import train
+from training.registry import load_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "{name}.yaml"
 

@@ -3,7 +3,7 @@
 Fashion-MNIST is read from the IDX files that Debian's `dataset-fashion-mnist`
 installs (the same files TFDS downloads), so training works with no internet.
 Any other name (mnist, cifar10, ...) goes through TFDS. A data.dir of class folders
-is read by apps/image_classification/folders.py.
+is read by apps/image_classification/folders.py; sources.py picks one of the two.
 """
 
 import gzip
@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.datasets import split_range, tfds_info, tfds_labelled
-from training.errors import ConfigError, DataError, DataNotFoundError
+from training.errors import DataError, DataNotFoundError
 from training.folder_data import has_class_folders
 
 DATA_DIR_ENV = "KAT_DATA_DIR"
@@ -113,24 +113,6 @@ def is_folder_of_classes(data):
     return (not any(_idx_path(directory, stem) for pair in IDX_FILES.values() for stem in pair)
             and not tfds_dir and has_class_folders(directory))
 
-
-def image_source(data):
-    """The source `data` (an ImageDataConfig) names: class folders, else IDX files or TFDS."""
-    folder = data.format == "folder" or (data.format == "auto" and is_folder_of_classes(data))
-    if not folder:
-        return ImageSource(data.name, data.dir, data.validation_split, data.limit, data.download)
-    if not data.dir:
-        raise ConfigError("data.format=folder needs data.dir=PATH: a folder of class folders of images")
-    from apps.image_classification.folders import FolderImages
-
-    folder = FolderImages(data.dir, data.image_size, data.channels, data.validation_split,
-                          data.test_split, data.limit, data.classes, data.background,
-                          data.max_image_pixels)
-    # What was resolved goes into config.yaml: a folder run said name fashion_mnist, channels null.
-    data.format, data.name = "folder", ""
-    data.image_size, data.channels = list(folder.size), folder.channels
-    data.classes = list(folder.class_names)
-    return folder
 
 
 def missing_data_message(name, data_dir):

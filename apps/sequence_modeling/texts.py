@@ -12,13 +12,12 @@ from typing import Dict, List, Tuple
 import numpy as np
 import tensorflow as tf
 
-from training.datasets import csv_rows
+from apps.sequence_modeling.config import LENGTH_PERCENTILE, MAX_TEXT_LENGTH
+from training.datasets import SPLITS, csv_rows
 from training.errors import DataError
-from training.folder_data import SPLITS, hash_split, list_labelled_files, skipped_report
+from training.folder_data import hash_split, list_labelled_files, skipped_report
 
 TEXT_SUFFIXES = (".txt",)
-LENGTH_PERCENTILE = 95  # data.text_length=0: the training texts' word count at this percentile,
-MAX_TEXT_LENGTH = 1000  # but at most this many words: one 262 KB page made a step take 117 s
 
 
 def length_from_data(texts):

@@ -11,13 +11,14 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from apps.unsupervised_pretraining.config import PCD_MAX_MOMENTUM
 from layers.rbm import RBM
 from layers.rbm_likelihood import pseudo_log_likelihood
-from training import backend
+from training.runtime import backend
 
 CD_MOMENTUM = (0.5, 0.9, 5)  # Hinton's guide, section 9
 PCD_MOMENTUM = (0.0, 0.0, 0)  # plain SGD, as scikit-learn's BernoulliRBM
-PCD_MAX_MOMENTUM = 0.5
+HISTORY_FILE = "history.csv"  # each RBM's per-epoch log, in its own log_dir
 MONITOR_EXAMPLES = 1000  # size of the fixed train/validation samples the monitor scores
 
 
@@ -221,9 +222,9 @@ def fit_rbm(x, units, epochs=10, visible="bernoulli", learning_rate=None, batch_
         validation_data: like `x`; adds val_reconstruction_error and the
             free-energy gap to the logs.
         monitor: log free energies, their gap and the pseudo-log-likelihood per epoch.
-        log_dir: if set, write the per-epoch history to `log_dir/history.csv`.
+        log_dir: if set, write the per-epoch history to `log_dir/HISTORY_FILE`.
         steps_per_execution, jit_compile: passed to `compile` (under JAX every step is
-            compiled: training/backend.py's jit_compile).
+            compiled: training/runtime/backend.py's jit_compile).
     """
     if visible not in ("bernoulli", "gaussian"):
         raise ValueError(f"visible must be 'bernoulli' or 'gaussian', got {visible!r}")
@@ -263,7 +264,7 @@ def fit_rbm(x, units, epochs=10, visible="bernoulli", learning_rate=None, batch_
         callbacks.append(RBMMonitor(train_sample, val_sample, seed=seed or 0))
     if log_dir:
         os.makedirs(log_dir, exist_ok=True)
-        callbacks.append(keras.callbacks.CSVLogger(os.path.join(log_dir, "history.csv")))
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(log_dir, HISTORY_FILE)))
     trainer.compile(optimizer=optimizer, steps_per_execution=steps_per_execution,
                     jit_compile=backend.jit_compile(jit_compile))
     trainer.fit(ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks, verbose=verbose,

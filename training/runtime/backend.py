@@ -4,11 +4,11 @@ before it imports the pipeline.
 
 TensorFlow is the default and supports every strategy. JAX trains through the same pipeline
 (tf.data input, Keras callbacks, the `.keras` backups) and distributes with Keras' own
-`keras.distribution.DataParallel` over the local devices (training/strategy.py);
+`keras.distribution.DataParallel` over the local devices (training/runtime/strategy.py);
 tf.distribute's multi-worker and TPU strategies are TensorFlow's alone. The SavedModel export
 converts a JAX model call for TF (keras.export) and keeps the TF pre- and post-processing.
 PyTorch trains on one device, one step per call, and its runs are exported by a TensorFlow
-process from model.keras (training/export.py: export_in_tensorflow).
+process from model.keras (training/export/saved_model.py: export_in_tensorflow).
 """
 
 import importlib.util

@@ -118,7 +118,7 @@ def make_strategy(name="auto", logical_cpus=0):
                               "environment, e.g. TF_CONFIG='" + json.dumps(
                                   {"cluster": {"worker": ["localhost:12345", "localhost:12346"]},
                                    "task": {"type": "worker", "index": 0}}) + "'")
-        from training import multi_worker_patch
+        from training.runtime import multi_worker_patch
 
         multi_worker_patch.apply()  # Keras 3 fit needs it under this strategy
         return tf.distribute.MultiWorkerMirroredStrategy()

@@ -12,8 +12,9 @@ import yaml
 from keras_tuner.engine.trial import Trial
 
 from training import plots
-from training.callbacks import monitored
 from training.errors import ConfigError
+from training.pipeline.callbacks import monitored
+from training.run_dir import RunDir
 
 CSV_FILE = "trials.csv"
 PLOT_FILE = "trials.png"
@@ -25,7 +26,7 @@ ORACLE_DIR = "keras_tuner"  # KerasTuner's project dir: the oracle's state, one 
 def objective_value(run_dir, name, restore_best):
     """Metric `name` of the epoch a finished run kept: the best checkpoint's epoch when the run
     restored it (the model it tested and would export), else the last epoch."""
-    with open(Path(run_dir) / "history.csv", newline="") as f:
+    with open(RunDir(run_dir).history, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or name not in rows[0]:
         found = ", ".join(k for k in (rows[0] if rows else {}) if k != "epoch")
@@ -128,7 +129,7 @@ def importance(table, dimensions, objective):
 def write_best(tune_dir, best, export_enabled):
     """best.yaml: the best trial's own config.yaml, its run dir cleared and export as the
     search's config had it, so `train --config best.yaml` trains it again as is."""
-    values = yaml.safe_load((Path(best["run_dir"]) / "config.yaml").read_text())
+    values = yaml.safe_load(RunDir(best["run_dir"]).config.read_text())
     values["run_dir"] = ""
     values["export"]["enabled"] = export_enabled
     header = (f"# The best trial ({best['trial']}) of the search in {tune_dir}; train it again:\n"

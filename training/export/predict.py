@@ -32,7 +32,7 @@ def _is_number(text):
         return False
 
 
-def csv_rows(path, columns=None):
+def numeric_rows(path, columns=None):
     """The numeric rows of CSV `path`, as float32; with a header row and `columns`, only
     those columns, in that order."""
     rows = [fields for _, fields in csv_records(path)]
@@ -66,7 +66,7 @@ def _items(item, spec, columns, text=False):
         except (ValueError, OSError) as e:
             raise DataError(f"{item} is not a readable .npy array of numbers ({e})") from None
     if spec.shape.rank == 2 and path.suffix.lower() in (".csv", ".txt"):
-        return [(f"{item} row {i}", row) for i, row in enumerate(csv_rows(path, columns), 1)]
+        return [(f"{item} row {i}", row) for i, row in enumerate(numeric_rows(path, columns), 1)]
     if spec.shape.rank == 4 and path.suffix.lower() in IMAGE_SUFFIXES:
         return [(item, path.read_bytes())]
     raise DataError(f"{item}: this model takes {spec.dtype.name} {spec.shape.as_list()[1:]}; give "

@@ -10,9 +10,9 @@ of training samples per class (data_preview.png). It reads the data through the 
 import numpy as np
 
 from training import plots
+from training.datasets import SPLITS
 from training.registry import get_app
 
-SPLITS = ("train", "validation", "test")
 SHOWN_CLASSES = 20  # classes listed per split; the rest are counted
 PREVIEW_PER_CLASS = 8  # sample images per class in data_preview.png
 PREVIEW_CLASSES = 20

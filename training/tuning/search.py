@@ -1,13 +1,13 @@
 """`python -m training tune`: a hyperparameter search over any app with KerasTuner.
 
 KerasTuner's oracle picks each trial's values and keeps the trial records (Hyperband, Bayesian
-optimisation or random search); a trial is one normal pipeline run (`training.run.train`, the
+optimisation or random search); a trial is one normal pipeline run (`training.pipeline.train`, the
 same data, strategy and callbacks) of the config with those values set. So any app is tuned
 without new code, and each trial leaves a run dir like any other run.
 
 A search lives in runs/tune/<stamp>/: search.yaml (what was asked), keras_tuner/ (the oracle's
 state and trial records), trials/<id>/ (one run dir a trial), and the results
-(tuning_results.py). Killed, it resumes with the same command: finished trials are kept, and
+(results.py). Killed, it resumes with the same command: finished trials are kept, and
 the trial that was running resumes from its own backup.
 
 Several machines: KerasTuner's distributed mode. Every process runs the same command with the
@@ -28,10 +28,11 @@ import keras_tuner
 import yaml
 
 from training import config as config_lib
-from training import run as pipeline
+from training import pipeline
 from training import run_dir as run_dirs
-from training import search_space, tuning_results
 from training.errors import USER_ERRORS, CommandError, ConfigError, TrainingDiverged
+from training.tuning import results as tuning_results
+from training.tuning import space as search_space
 
 ALGORITHMS = ("hyperband", "bayesian", "random")
 DEFAULT_MAX_TRIALS = 10  # random and bayesian, without --max-trials or --budget-minutes
@@ -148,7 +149,7 @@ class PipelineTuner(keras_tuner.engine.base_tuner.BaseTuner):
         values = ", ".join(f"{d.key}={d.value(trial.hyperparameters)}" for d in self.dimensions)
         print(f"Trial {trial.trial_id} ({self.tuner_id}): {values}, epochs={config.epochs} -> "
               f"{config.run_dir}", flush=True)
-        finished = Path(config.run_dir) / run_dirs.FINISHED_MARKER
+        finished = run_dirs.RunDir(config.run_dir).metrics
         start = time.perf_counter()
         if finished.exists():  # killed after the run finished, before the oracle heard of it
             metrics = json.loads(finished.read_text())
@@ -263,7 +264,7 @@ def tune(config, space_path, algorithm="hyperband", max_trials=None, budget_minu
         _search(tuner)  # the chief writes the final results
         return tuning_results.write(path, dimensions, kt_objective, config.export.enabled)
     with run_dirs.claim(path, "tune", "--dir DIR") as claimed:
-        path = claimed.path
+        path = claimed.run_dir.path
         if (path / SEARCH_FILE).exists():
             print(f"Resuming the search in {path}")
         else:

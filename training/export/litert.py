@@ -14,7 +14,7 @@ model's call, then TF's LiteRT converter), with the converter options of `--quan
 
 The version is written beside the SavedModel versions' base path, in `litert/` (TF Serving
 loads only all-digit dirs, so it never sees it), to a temp dir renamed into place
-(training/export.py), so a failed conversion leaves nothing behind.
+(training/export/saved_model.py), so a failed conversion leaves nothing behind.
 """
 
 import json
@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from training.datasets import input_list
 from training.errors import ExportError, described
-from training.export import NextVersion, checked_name
+from training.export.saved_model import NextVersion, checked_name
 
 QUANTIZE = ("none", "dynamic", "float16", "int8")
 REPRESENTATIVE_EXAMPLES = 300
@@ -150,7 +150,7 @@ def describe_check(check):
 def export_litert(app, model, config, name=None, quantize="none", int8_io=False, source=None,
                   per_tensor=False):
     """Convert `model` to LiteRT with `quantize`; return the version directory."""
-    from training.artifacts import LiteRTModel  # the interpreter reads back what was written
+    from training.export.artifacts import LiteRTModel  # the interpreter reads back what was written
 
     name = checked_name(name or config.export.name or config.app)
     calibration = representative_inputs(app) if quantize == "int8" else None

@@ -11,8 +11,8 @@ import time
 import keras
 from keras.src.saving import saving_lib
 
-from training.batch_norm_statistics import RecomputeBeforeValidation
-from training.disk_space import require_free_space, saved_bytes
+from training.pipeline.batch_norm_statistics import RecomputeBeforeValidation
+from training.runtime.disk_space import require_free_space, saved_bytes
 
 # callbacks.restore_best=auto compares epochs only on at least this many validation examples.
 # On fewer, the choice is noise: on 50 Fashion-MNIST images per class (46 validation images),
@@ -120,7 +120,7 @@ def recover_backup(backup_dir):
 
 def load_weights_without_optimizer(model, path):
     """The model's weights from a weights file, leaving its optimizer as it is: the file's
-    optimizer state may be another phase's (training/fine_tuning.py). Keras' public
+    optimizer state may be another phase's (training/pipeline/fine_tuning.py). Keras' public
     load_weights always loads the optimizer too."""
     saving_lib.load_weights_only(model, path, objects_to_skip=[model.optimizer])
 
@@ -133,7 +133,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     `<dir>.saving/`, then the directories are swapped by rename; a kill between
     the renames leaves `<dir>.old`, which `recover_backup` puts back.
 
-    `phase` (training/fine_tuning.py) is saved with the epoch. A backup of an earlier
+    `phase` (training/pipeline/fine_tuning.py) is saved with the epoch. A backup of an earlier
     phase gives only the weights: the new phase starts with a fresh optimizer, as it
     does when the run is not interrupted. `keep` leaves the backup in place at the end
     (preemption, and every phase but the last).
@@ -141,7 +141,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     A save within an epoch (an integer save_freq, or SIGTERM: Preemption) records the
     steps done of that epoch, `steps_done`; Keras' own restore would redo the epoch from
     its start, so the pipeline resumes such a backup by skipping those batches
-    (training/run.py), and the resumed run is the uninterrupted one.
+    (training/pipeline/stages.py), and the resumed run is the uninterrupted one.
     """
 
     def __init__(self, backup_dir, save_freq="epoch", phase=0, keep=False, first_step=0):
@@ -269,13 +269,14 @@ def monitored(has_validation):
 def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resuming,
                        previous_best=None, test_data=None, phase=0, last_phase=True,
                        batch_norm=None, steps_per_epoch=None, first_step=0):
-    """(throughput, nan_guard, preemption, full callback list) for one fit of a run.
+    """(throughput, nan_guard, preemption, full callback list) for one fit of a run, whose
+    files go where `run_dir` (a RunDir) names them.
 
     resuming: the fit continues earlier epochs (history.csv is appended to).
     previous_best: the best monitored value of the completed epochs, so the
     best checkpoint is not replaced by a worse epoch.
     test_data: evaluated after each epoch when `callbacks.test_each_epoch`.
-    phase, last_phase: which fit of the run (training/fine_tuning.py) this is.
+    phase, last_phase: which fit of the run (training/pipeline/fine_tuning.py) this is.
     batch_norm: the run's BatchNormStatistics, recomputed before each validation (or at each
     epoch's end without one), before anything checkpoints or tests.
     steps_per_epoch, first_step: the steps of this fit's epochs (Preemption saves within
@@ -286,11 +287,11 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
     monitor = monitored(has_validation)
     throughput, nan_guard = Throughput(examples_per_epoch), NaNGuard()
     save_freq = cb.save_freq if cb.save_freq == "epoch" else int(cb.save_freq)
-    backup = AtomicBackupAndRestore(os.path.join(run_dir, "backup"), save_freq=save_freq,
+    backup = AtomicBackupAndRestore(str(run_dir.backup), save_freq=save_freq,
                                     phase=phase, keep=not last_phase, first_step=first_step)
     preemption = Preemption(backup, steps_per_epoch)
     best = keras.callbacks.ModelCheckpoint(
-        os.path.join(run_dir, "checkpoints", "best.weights.h5"), monitor=monitor,
+        str(run_dir.best_weights), monitor=monitor,
         save_best_only=True, save_weights_only=True)
     if previous_best is not None:
         best.best = previous_best
@@ -301,13 +302,13 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
         callbacks.append(TestEachEpoch(test_data))
     callbacks += [
         nan_guard,
-        DiskSpaceGuard(run_dir),
+        DiskSpaceGuard(run_dir.path),
         best,
         backup,
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=resuming),
+        keras.callbacks.CSVLogger(str(run_dir.history), append=resuming),
     ]
     if cb.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir.tensorboard)))
     if cb.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor,
                                                        patience=cb.early_stopping_patience))

@@ -5,7 +5,7 @@ trained model's layers into the new one (a new head where the class count differ
 with `model.freeze_backbone` only the output layer trains (a frozen layer's BatchNorm
 runs in inference mode); `model.unfreeze_after_epochs=N` then trains every layer with a
 fresh optimizer at `optimizer.fine_tune_learning_rate`. The pipeline runs each phase as
-one `fit`; training/callbacks.py's backup records the phase, so a resume is exact.
+one `fit`; training/pipeline/callbacks.py's backup records the phase, so a resume is exact.
 """
 
 import contextlib
@@ -18,6 +18,7 @@ import keras
 import yaml
 
 from training.errors import ConfigError, DataError, model_file_damage
+from training.run_dir import RunDir
 
 SHOWN_LAYERS = 8  # layer names printed per line of the init_from report
 
@@ -74,7 +75,7 @@ def source_path(source):
     """The file `model.init_from` names (a run dir's model.keras), or a DataError."""
     path = Path(source)
     if path.is_dir():
-        path = path / "model.keras"
+        path = RunDir(path).model
     if not path.is_file():
         raise DataError(f"model.init_from={source}: {path} does not exist; give a finished run dir, "
                         "a .keras file or a .weights.h5 file")
@@ -83,12 +84,12 @@ def source_path(source):
     return path
 
 
-def _source_run_file(path, name, parse):
-    """`parse` of the file `name` of the run that `path` (its model.keras or a checkpoint)
-    comes from, or None."""
+def _source_run_file(path, file, parse):
+    """`parse` of the file `file(RunDir)` of the run that `path` (its model.keras or a
+    checkpoint) comes from, or None."""
     for run_dir in (path.parent, path.parent.parent):
         try:
-            return parse((run_dir / name).read_text())
+            return parse(file(RunDir(run_dir)).read_text())
         except (OSError, ValueError, yaml.YAMLError):
             continue
     return None
@@ -96,13 +97,13 @@ def _source_run_file(path, name, parse):
 
 def source_classes(path):
     """The class names of the run `path` comes from (its metrics.json), or None."""
-    metrics = _source_run_file(path, "metrics.json", json.loads)
+    metrics = _source_run_file(path, lambda run: run.metrics, json.loads)
     return metrics.get("class_names") if isinstance(metrics, dict) else None
 
 
 def source_model_option(source, key):
     """`model.<key>` of the run `model.init_from=source` comes from (its config.yaml), or None."""
-    config = _source_run_file(source_path(source), "config.yaml", yaml.safe_load)
+    config = _source_run_file(source_path(source), lambda run: run.config, yaml.safe_load)
     model = config.get("model") if isinstance(config, dict) else None
     return model.get(key) if isinstance(model, dict) else None
 

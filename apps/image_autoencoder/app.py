@@ -1,31 +1,15 @@
 """Image autoencoder: the unsupervised worked example of adding a task by subclassing."""
 
 import os
-from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.image_classification.app import ImageDataConfig
-from apps.image_classification.data import image_source
+from apps.image_autoencoder.config import ImageAutoencoderConfig
+from apps.image_classification.sources import image_source
 from training import plots
 from training.app import App, ServingSignature
-from training.config import Config, ModelConfig, option
-
-
-@dataclass
-class AutoencoderModelConfig(ModelConfig):
-    code_size: int = option(32, "numbers each image is compressed to", ge=1)
-    hidden_units: int = option(256, "width of the encoder's and the decoder's hidden layer", ge=1)
-
-
-@dataclass
-class ImageAutoencoderConfig(Config):
-    app: str = "image_autoencoder"
-    epochs: int = 5
-    data: ImageDataConfig = field(default_factory=ImageDataConfig)  # the image app's data keys
-    model: AutoencoderModelConfig = field(default_factory=AutoencoderModelConfig)
 
 
 class ImageAutoencoder(App):

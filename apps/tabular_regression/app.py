@@ -1,37 +1,13 @@
 """Tabular regression from a CSV file: the worked example of adding a task by subclassing."""
 
-from dataclasses import dataclass, field
-
 import keras
 import numpy as np
 import tensorflow as tf
 
+from apps.tabular_regression.config import TabularRegressionConfig
 from training.app import App, ServingSignature
-from training.config import Config, DataConfig, ModelConfig, OptimizerConfig, option
 from training.datasets import csv_rows, numeric_column, split_range
 from training.errors import DataNotFoundError
-
-
-@dataclass
-class TabularDataConfig(DataConfig):
-    path: str = option("", "CSV with a header row and numeric columns")
-    target: str = option("", "the column to predict; all others are features")
-    test_split: float = option(0.2, "fraction of the rows held out for the test", ge=0, lt=1)
-
-
-@dataclass
-class TabularModelConfig(ModelConfig):
-    hidden_units: int = option(64, "width of the two hidden layers", ge=1)
-
-
-@dataclass
-class TabularRegressionConfig(Config):
-    app: str = "tabular_regression"
-    epochs: int = 30
-    batch_size: int = 32
-    data: TabularDataConfig = field(default_factory=TabularDataConfig)
-    model: TabularModelConfig = field(default_factory=TabularModelConfig)
-    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(learning_rate=0.01))
 
 
 class TabularRegression(App):

@@ -1,0 +1,35 @@
+"""`evaluate`: the test metrics of a finished run's model, or of an artifact exported from it
+scored by the run's own loss and metrics."""
+
+import tensorflow as tf
+
+from training.errors import ConfigError
+from training.export import artifacts
+from training.pipeline import inputs
+from training.run_dir import load_run
+
+
+def evaluate(run_dir, overrides=(), artifact=None):
+    """Test metrics of a finished run's saved model, or of `artifact` exported from it (a
+    SavedModel version dir or a .tflite file), scored by the run's loss and metrics, with
+    `examples`: how many test examples were scored."""
+    config, app, model = load_run(run_dir, overrides)
+    loaded = None
+    if artifact is not None:
+        loaded = artifacts.open_artifact(artifact)
+        artifacts.check_fits(loaded, model, config.app)
+    strategy = tf.distribute.get_strategy()
+    test_ds, examples = inputs.make_dataset(app, "test", config, strategy)
+    if test_ds is None:
+        raise ConfigError(f"App {config.app} has no test split to evaluate")
+    if loaded is None:
+        scores = model.evaluate(test_ds, return_dict=True, verbose=0)
+        return {**{k: float(v) for k, v in scores.items()}, "examples": examples}
+    if isinstance(loaded, artifacts.LiteRTModel):
+        output = loaded.output_names[0]  # the model's own output, as Keras exported it
+    else:
+        output = app.serving_signature(model).scored
+        if output is None or output not in loaded.fn.structured_outputs:
+            raise ConfigError(f"{artifact}'s serving_default has no output that {config.app} "
+                              "scores against its labels; evaluate the run itself (no --artifact)")
+    return {**artifacts.score(loaded, output, test_ds, app.compile_args()), "examples": examples}
