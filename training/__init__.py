@@ -1,3 +1,13 @@
-"""The framework: the App contract and its registry, config, the shared fit/evaluate pipeline,
-export, and the command line (`python -m training --help`, or `kat --help`). It never imports
-the apps; it finds them by entry point (registry.py)."""
+"""The framework, by role (docs/architecture.md draws it; imports point down this list):
+
+  cli/       the command line (`kat`, `python -m training`): one module per command group
+  tuning/    `tune`: KerasTuner searches whose trials are pipeline runs
+  pipeline/  `train` in named stages, and `evaluate`
+  export/    SavedModel (TF Serving), LiteRT, reading exports back, predict
+  runtime/   backend, tf.distribute strategy, dtype policy, disk space
+  registry.py, run_dir.py, contract.py: apps by entry point, the run directory's files, the
+             checks of what the hooks return
+  app.py, config/, datasets.py, folder_data.py, plots.py, errors.py: what an app imports
+
+It never imports the apps; it finds them by entry point (registry.py).
+"""

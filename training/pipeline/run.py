@@ -4,24 +4,18 @@ strategy, dtype policy), the claimed run directory, then the stages (stages.py).
 import tempfile
 from pathlib import Path
 
-import keras
-
 from training.errors import ConfigError
 from training.pipeline import fine_tuning, inputs, run_length
 from training.pipeline.callbacks import resolve_restore_best
 from training.pipeline.stages import STAGES, RunState
 from training.registry import get_app
 from training.run_dir import TRAIN_OPTION, claim
-from training.runtime import backend, precision
-from training.runtime.strategy import make_strategy
+from training.runtime.start import start
 
 
 def train(config):
     """Train, evaluate and export one app as configured; returns metrics.json's content."""
-    backend.select(config)  # Keras is loaded: this checks it is the configured backend
-    keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy, config.runtime.logical_cpus)
-    precision.set_policy(config)
+    strategy = start(config)
     # tf.distribute names the chief (worker 0 without a "chief" task); the other
     # workers keep their files (backups too) out of the run dir.
     if not strategy.extended.should_checkpoint:
