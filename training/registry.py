@@ -42,18 +42,24 @@ def _declared():
     return dict(sorted(found.items()))
 
 
+def _class_assignments(tree, attribute, class_name=None):
+    """(class name, assigned expression) for each class in module `tree` (named `class_name`,
+    if given) whose body assigns to `attribute`, in source order."""
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and class_name in (None, node.name):
+            for statement in node.body:
+                if (isinstance(statement, ast.Assign)
+                        and any(getattr(t, "id", None) == attribute for t in statement.targets)):
+                    yield node.name, statement.value
+
+
 def _class_literal(tree, attribute, value=None, class_name=None):
     """(class name, literal) of the first class in module `tree` (named `class_name`, if given)
     whose body assigns a string literal to `attribute` (equal to `value`, if given), or None."""
-    for node in tree.body:
-        if not isinstance(node, ast.ClassDef) or class_name not in (None, node.name):
-            continue
-        for statement in node.body:
-            if (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
-                    and isinstance(statement.value.value, str)
-                    and any(getattr(t, "id", None) == attribute for t in statement.targets)
-                    and value in (None, statement.value.value)):
-                return node.name, statement.value.value
+    for name, assigned in _class_assignments(tree, attribute, class_name):
+        if (isinstance(assigned, ast.Constant) and isinstance(assigned.value, str)
+                and value in (None, assigned.value)):
+            return name, assigned.value
     return None
 
 
@@ -105,13 +111,18 @@ def app_names():
     return list(_declared())
 
 
+def _entry_point(name):
+    """The entry point of the app installed as `name`, or UnknownAppError."""
+    declared = _declared()
+    if name not in declared:
+        raise UnknownAppError(_unknown(name, declared))
+    return declared[name]
+
+
 def get_app(name):
     """The App class installed as `name` (imports its module), or UnknownAppError."""
     if name not in _loaded:
-        declared = _declared()
-        if name not in declared:
-            raise UnknownAppError(_unknown(name, declared))
-        _loaded[name] = _load(declared[name])
+        _loaded[name] = _load(_entry_point(name))
     return _loaded[name]
 
 
@@ -132,10 +143,8 @@ def _config_module(ep):
     tree = _source_tree(ep)
     if tree is None:
         return None
-    assigned = [s.value.id for node in tree.body
-                if isinstance(node, ast.ClassDef) and node.name == ep.attr for s in node.body
-                if isinstance(s, ast.Assign) and isinstance(s.value, ast.Name)
-                and any(getattr(t, "id", None) == "config_class" for t in s.targets)]
+    assigned = [value.id for _, value in _class_assignments(tree, "config_class", ep.attr)
+                if isinstance(value, ast.Name)]
     for node in tree.body if assigned else ():
         if isinstance(node, ast.ImportFrom) and node.level == 0:
             for alias in node.names:
@@ -149,10 +158,7 @@ def config_class(name):
     there (see _config_module)."""
     if name in _loaded:
         return _loaded[name].config_class
-    declared = _declared()
-    if name not in declared:
-        raise UnknownAppError(_unknown(name, declared))
-    found = _config_module(declared[name])
+    found = _config_module(_entry_point(name))
     if found is None:
         return get_app(name).config_class
     cls = getattr(importlib.import_module(found[0]), found[1])
@@ -174,12 +180,10 @@ def _literal_description(ep):
 def describe(name):
     """App `name`'s one-line description, read from its source when it is a literal there
     (no import), else from the imported class."""
-    declared = _declared()
-    if name not in declared:
-        raise UnknownAppError(_unknown(name, declared))
+    ep = _entry_point(name)
     if name in _loaded:
         return _loaded[name].description
-    found = _literal_description(declared[name])
+    found = _literal_description(ep)
     return found if found is not None else get_app(name).description
 
 

@@ -84,9 +84,6 @@ class RunDir:
     def __repr__(self):
         return f"RunDir({str(self.path)!r})"
 
-    def __truediv__(self, name):  # an app's own file: run_dir / "pretraining_curves.png"
-        return self.path / name
-
     @property
     def config(self):
         """The resolved config (rerun with --config)."""
@@ -159,8 +156,7 @@ class Claim:
 
     def __init__(self, run_dir, created):
         self.run_dir = run_dir
-        self.created = created
-        self.keep = not created
+        self.keep = not created  # a directory that was there before is never removed
 
     def started(self):
         self.keep = True

@@ -24,7 +24,8 @@ def backup_holds(run_dir, config, steps):
             + (f" and {steps_done} of {steps} steps of epoch {epoch + 1}" if steps_done else ""))
 
 
-def _read(run_dir):
+def read(run_dir):
+    """history.csv's rows, as dicts of strings."""
     with open(run_dir.history, newline="") as f:
         return list(csv.DictReader(f))
 
@@ -35,7 +36,7 @@ def numbers(run_dir, column, rows=None):
     if rows is None:
         if not run_dir.history.exists():
             return []
-        rows = _read(run_dir)
+        rows = read(run_dir)
     found = []
     for row in rows:
         try:
@@ -50,7 +51,7 @@ def trim(run_dir, completed, has_validation):
     short by a kill or SIGTERM); return the best monitored value of the rest, or None."""
     if not run_dir.history.exists():
         return None
-    rows = _read(run_dir)
+    rows = read(run_dir)
     kept = [r for r in rows if int(r["epoch"]) < completed]
     if rows:
         with open(run_dir.history, "w", newline="") as f:

@@ -13,6 +13,7 @@ from keras_tuner.engine.trial import Trial
 
 from training import plots
 from training.errors import ConfigError
+from training.pipeline import history as run_history
 from training.pipeline.callbacks import monitored
 from training.run_dir import RunDir
 
@@ -26,8 +27,7 @@ ORACLE_DIR = "keras_tuner"  # KerasTuner's project dir: the oracle's state, one 
 def objective_value(run_dir, name, restore_best):
     """Metric `name` of the epoch a finished run kept: the best checkpoint's epoch when the run
     restored it (the model it tested and would export), else the last epoch."""
-    with open(RunDir(run_dir).history, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = run_history.read(RunDir(run_dir))
     if not rows or name not in rows[0]:
         found = ", ".join(k for k in (rows[0] if rows else {}) if k != "epoch")
         raise ConfigError(f"--objective {name} is not in the trials' history.csv (it has: "
