@@ -74,6 +74,15 @@ def _import_graph():
     return graph
 
 
+def test_no_source_file_of_a_package_is_ignored_by_git():
+    """.gitignore's `export/` (the models' default export root) once hid training/export/'s new
+    modules: the tree here passed and a clean clone could not import the pipeline."""
+    result = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard",
+                             "--", "apps", "layers", "serving", "training"],
+                            capture_output=True, text=True, cwd=ROOT, check=True)
+    assert [f for f in result.stdout.splitlines() if f.endswith(".py")] == []
+
+
 def test_no_package_has_an_import_cycle():
     graph = _import_graph()
     cycles, state = [], {}
