@@ -68,6 +68,23 @@ def check_features(app, model, element_spec):
                 "or change keras.Input(shape=...) in build_model")
 
 
+def check_output_dtypes(app, model):
+    """Under mixed precision the model's floating outputs are float32, as Keras advises for the
+    last layer: losses and metrics keep float32's precision, and the export answers in the
+    dtypes a float32 run does (a bfloat16 regression output has about 3 significant digits)."""
+    policy = keras.mixed_precision.global_policy()
+    if policy.compute_dtype == policy.variable_dtype or not model.outputs:
+        return
+    for name, tensor in zip(model.output_names, model.outputs):
+        dtype = keras.backend.standardize_dtype(tensor.dtype)
+        if dtype in ("bfloat16", "float16"):
+            raise AppContractError(
+                f"{type(app).__name__}.build_model()'s output {name!r} is {dtype} under "
+                f"runtime.mixed_precision ({policy.name}); give the layer that makes it "
+                "dtype='float32' (e.g. keras.layers.Dense(..., dtype='float32')), so the loss, "
+                "the metrics and the served output stay float32")
+
+
 class ServingOutputs:
     """A ServingSignature's `fn`, wrapped to note what it returns while it is traced; `check()`
     after tracing: it must have returned a dict of named tensors (TF Serving's output names),

@@ -102,12 +102,13 @@ class {cls}(App):
 
     def build_model(self):
         """An uncompiled keras.Model with named inputs; called inside strategy.scope()."""
-        normalize = keras.layers.Normalization(name="normalize")  # serving takes raw features
+        # Serving takes raw features; float32 (under mixed precision too) keeps their digits.
+        normalize = keras.layers.Normalization(name="normalize", dtype="float32")
         normalize.adapt(self.features[self.rows("train")])
         inputs = keras.Input((self.features.shape[1],), name="features")
         x = keras.layers.Dense(self.config.model.hidden_units, activation="relu")(normalize(inputs))
-        outputs = keras.layers.Dense(len(self.classes), activation="softmax",
-                                     name="probabilities")(x)
+        outputs = keras.layers.Dense(len(self.classes), activation="softmax",  # float32 out,
+                                     dtype="float32", name="probabilities")(x)  # as Keras advises
         return keras.Model(inputs, outputs)
 
     def compile_args(self):

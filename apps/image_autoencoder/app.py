@@ -31,10 +31,12 @@ class ImageAutoencoder(App):
         inputs = keras.Input(self.shape, dtype="uint8", name="image")
         x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
         x = keras.layers.Dense(self.config.model.hidden_units, activation="relu")(x)
-        code = keras.layers.Dense(self.config.model.code_size, name="code")(x)
+        # What is served (code, reconstruction) is float32 under mixed precision too.
+        code = keras.layers.Dense(self.config.model.code_size, name="code", dtype="float32")(x)
         x = keras.layers.Dense(self.config.model.hidden_units, activation="relu")(code)
-        x = keras.layers.Dense(int(np.prod(self.shape)), activation="sigmoid")(x)
-        return keras.Model(inputs, keras.layers.Reshape(self.shape, name="reconstruction")(x))
+        x = keras.layers.Dense(int(np.prod(self.shape)), activation="sigmoid", dtype="float32")(x)
+        return keras.Model(inputs, keras.layers.Reshape(self.shape, name="reconstruction",
+                                                        dtype="float32")(x))
 
     def compile_args(self):
         return {"optimizer": "adam", "loss": "mse",

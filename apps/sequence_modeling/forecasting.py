@@ -42,11 +42,14 @@ class Forecasting(Task):
         train = self.series_split("train")
         mean, std = float(np.mean(train)), float(np.std(train) or 1.0)
         inputs = keras.Input((window,), dtype="float32", name="window")
-        x = keras.layers.Rescaling(1.0 / std, offset=-mean / std, name="standardize")(inputs)
+        # Standardised and restored in float32 under mixed precision too: in bfloat16 a series
+        # around 5,000 has steps of 32.
+        x = keras.layers.Rescaling(1.0 / std, offset=-mean / std, name="standardize",
+                                   dtype="float32")(inputs)
         x = keras.layers.Reshape((window, 1), name="steps")(x)
         x = recurrent_stack(x, m.cell, m.units, m.layers, m.bidirectional, m.dropout)
         x = keras.layers.Dense(1, dtype="float32", name="standardized_forecast")(x)
-        outputs = keras.layers.Rescaling(std, offset=mean, name="forecast")(x)
+        outputs = keras.layers.Rescaling(std, offset=mean, name="forecast", dtype="float32")(x)
         return keras.Model(inputs, outputs, name=f"{m.cell}_forecaster")
 
     def compile_args(self):

@@ -37,13 +37,15 @@ class TabularRegression(App):
         return tf.data.Dataset.from_tensor_slices((self.x[rows], self.y[rows])) if len(rows) else None
 
     def build_model(self):
-        normalize = keras.layers.Normalization(name="normalize")
+        # float32 under mixed precision too: raw features (prices, counts) lose their digits
+        # in bfloat16 before they are centred.
+        normalize = keras.layers.Normalization(name="normalize", dtype="float32")
         normalize.adapt(self.x[self.rows("train")])  # mean/variance of the training features
         inputs = keras.Input((len(self.feature_names),), name="features")
         x = normalize(inputs)
         for _ in range(2):
             x = keras.layers.Dense(self.config.model.hidden_units, activation="relu")(x)
-        return keras.Model(inputs, keras.layers.Dense(1, name="prediction")(x))
+        return keras.Model(inputs, keras.layers.Dense(1, name="prediction", dtype="float32")(x))
 
     def compile_args(self):
         return {"optimizer": "adam", "loss": "mse",

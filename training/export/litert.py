@@ -19,6 +19,9 @@ loads only all-digit dirs, so it never sees it), to a temp dir renamed into plac
 
 import json
 import os
+import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import keras
@@ -30,6 +33,7 @@ from training.errors import ExportError, described
 from training.export.saved_model import NextVersion, checked_name
 
 QUANTIZE = ("none", "dynamic", "float16", "int8")
+HALF = ("bfloat16", "float16")
 REPRESENTATIVE_EXAMPLES = 300
 LITERT_DIR = "litert"
 
@@ -57,6 +61,48 @@ def recurrent(model):
     """Does `model` (or a model inside it) have a recurrent layer?"""
     return any(isinstance(layer, keras.layers.RNN) or
                (isinstance(layer, keras.Model) and recurrent(layer)) for layer in model.layers)
+
+
+def float32_copy(model):
+    """`model` with every layer computing in float32 and the same state, or `model` itself when
+    it does already. LiteRT has no bfloat16 kernels (int8 calibration stops at the first
+    bfloat16 op), so a model trained under mixed precision converts from this copy. Keras can
+    only change a built layer's dtype policy by rebuilding it, so the copy is the model's
+    .keras file with the policies in its config made float32: loading it restores what
+    set_weights would miss (an adapted Normalization's statistics, a lookup's vocabulary)."""
+    config = keras.saving.serialize_keras_object(model)
+    if not _float32_policies(config):
+        return model
+    with tempfile.TemporaryDirectory(prefix="kat-float32-") as tmp:
+        trained, copy = Path(tmp) / "trained.keras", Path(tmp) / "float32.keras"
+        model.save(trained)
+        with zipfile.ZipFile(trained) as source, zipfile.ZipFile(copy, "w") as target:
+            for item in source.infolist():
+                data = source.read(item)
+                if item.filename == "config.json":
+                    config = json.loads(data)
+                    _float32_policies(config)
+                    data = json.dumps(config).encode()
+                target.writestr(item, data)
+        return keras.saving.load_model(copy)
+
+
+def _float32_policies(node):
+    """Make every half-precision dtype policy (and the dtype of the tensors between layers) in a
+    serialized Keras config float32, in place; True when there was one."""
+    changed = False
+    if isinstance(node, dict):
+        config = node.get("config")
+        if node.get("class_name") == "DTypePolicy" and config["name"].startswith("mixed_"):
+            config["name"], changed = "float32", True
+        elif node.get("class_name") == "__keras_tensor__" and config.get("dtype") in HALF:
+            config["dtype"], changed = "float32", True
+        for value in node.values():
+            changed = _float32_policies(value) or changed
+    elif isinstance(node, list):
+        for value in node:
+            changed = _float32_policies(value) or changed
+    return changed
 
 
 def converter_options(model, quantize, int8_io=False, representative=None, per_tensor=False):
@@ -153,6 +199,12 @@ def export_litert(app, model, config, name=None, quantize="none", int8_io=False,
     from training.export.artifacts import LiteRTModel  # the interpreter reads back what was written
 
     name = checked_name(name or config.export.name or config.app)
+    trained = model
+    model = float32_copy(model)
+    if model is not trained:
+        print("LiteRT: converting a float32 copy of the model, which was trained under mixed "
+              "precision (LiteRT computes in float32, float16 or int8)", file=sys.stderr,
+              flush=True)  # stdout is the version's path
     calibration = representative_inputs(app) if quantize == "int8" else None
     representative = representative_dataset(calibration) if calibration is not None else None
     options = converter_options(model, quantize, int8_io, representative, per_tensor)
@@ -169,7 +221,7 @@ def export_litert(app, model, config, name=None, quantize="none", int8_io=False,
         if names:
             (version.tmp / "labels.txt").write_text("".join(f"{n}\n" for n in names))
         details = {"app": config.app, "quantize": quantize, "int8_io": int8_io,
-                   "per_tensor": per_tensor,
+                   "per_tensor": per_tensor, "float32_copy": model is not trained,
                    "source": str(Path(source).resolve()) if source else None,
                    "select_tf_ops": bool(strings), "bytes": os.path.getsize(path),
                    "inputs": tensor_details(interpreter.runner.get_input_details()),

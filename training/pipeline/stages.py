@@ -13,7 +13,7 @@ import keras
 
 from training.app import App
 from training.config import save_yaml
-from training.contract import check_features
+from training.contract import check_features, check_output_dtypes
 from training.errors import ConfigError, Preempted, TrainingDiverged
 from training.export.from_run import export_model
 from training.pipeline import fine_tuning, inputs, run_length
@@ -147,6 +147,7 @@ def build(state):
         state.pretrain_seconds = time.perf_counter() - start
         state.model = app.build_model()
         check_features(app, state.model, state.train_ds.element_spec)
+        check_output_dtypes(app, state.model)
         if config.model.init_from and not state.resuming:  # a resume restores every weight
             fine_tuning.init_from(state.model, config.model.init_from, app.class_names())
     state.batch_norm = BatchNormStatistics(state.model, sample_batches(
