@@ -24,6 +24,12 @@ class RBM(keras.layers.Layer):
     contrastive-divergence training, which `apps.unsupervised_pretraining.rbm_training.RBMTrainer`
     runs under `model.fit`.
 
+    Under a mixed_bfloat16 policy the matmuls compute in bfloat16 (where the speed is);
+    everything else, the probabilities, the sampling and the free energies' sums, stays
+    float32: a bfloat16 probability has 8 bits, so P(h=1)=0.9995 would round to 1 and its
+    unit would never switch off. Under mixed_float16 the matmuls stay float32 too: CD
+    gradients are small, and float16 would flush them to zero without loss scaling.
+
     Args:
         units: number of hidden units.
         visible: "bernoulli" or "gaussian".
@@ -73,22 +79,27 @@ class RBM(keras.layers.Layer):
 
     # The conditionals ------------------------------------------------------
 
+    def _matmul(self, x, w):
+        """x.w, in float32; computed in bfloat16 under a mixed_bfloat16 policy (class doc)."""
+        dtype = "bfloat16" if self.compute_dtype == "bfloat16" else "float32"
+        return ops.cast(ops.matmul(ops.cast(x, dtype), ops.cast(w, dtype)), "float32")
+
     def hidden_logits(self, v):
-        return ops.matmul(v, self.kernel) + self.hidden_bias
+        return self._matmul(v, self.kernel) + ops.cast(self.hidden_bias, "float32")
 
     def call(self, inputs):
-        return ops.sigmoid(self.hidden_logits(inputs))
+        return ops.cast(self.prob_h(inputs), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def prob_h(self, v):
-        """P(h=1 | v)."""
-        return self.call(v)
+        """P(h=1 | v), in float32."""
+        return ops.sigmoid(self.hidden_logits(v))
 
     def mean_v(self, h):
         """E[v | h]: P(v=1 | h) for bernoulli units, the Gaussian mean for gaussian ones."""
-        logits = ops.matmul(h, ops.transpose(self.kernel)) + self.visible_bias
+        logits = self._matmul(h, ops.transpose(self.kernel)) + ops.cast(self.visible_bias, "float32")
         return ops.sigmoid(logits) if self.visible == "bernoulli" else logits
 
     def _bernoulli(self, p):

@@ -241,3 +241,26 @@ def test_pcd_defaults_to_plain_sgd_and_refuses_a_high_momentum():
     assert probe.seen[7:] == [0.5] * 5 + [0.9] * 2  # CD keeps Hinton's schedule
     with pytest.raises(ValueError, match="PCD diverges with momentum above 0.5"):
         fit_rbm(x, 4, epochs=1, persistent=True, momentum=(0.5, 0.9, 5), verbose=0)
+
+
+def test_under_mixed_bfloat16_only_the_matmuls_are_bfloat16():
+    """Sampling from bfloat16 probabilities would round P(h=1)=0.9995 to 1; the RBM keeps its
+    probabilities, samples and free energies in float32 and computes the matmuls in bfloat16."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        rbm = RBM(1, seed=3)
+        rbm.build((None, 1))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    rbm.kernel.assign([[1.0]])
+    rbm.hidden_bias.assign([np.log(0.9995 / 0.0005) - 1.0])  # P(h=1 | v=1) = 0.9995
+    v = np.ones((200000, 1), "float32")
+    p, h = rbm.sample_h(v)
+    assert p.dtype == "float32" and h.dtype == "float32"
+    np.testing.assert_allclose(np.asarray(p)[0], 0.9995, atol=2e-5)
+    assert 0 < 200000 - int(np.sum(h)) < 250  # about 100 units stay off; none would in bfloat16
+    assert rbm.free_energy(v[:2]).dtype == "float32"
+    assert rbm(v[:2]).dtype == "bfloat16"  # the layer's own output follows its policy
+    x = np.random.default_rng(0).random((64, 1)).astype("float32")
+    exact = x @ np.asarray(rbm.kernel) + np.asarray(rbm.hidden_bias)
+    np.testing.assert_allclose(rbm.hidden_logits(x), exact, rtol=1e-2)

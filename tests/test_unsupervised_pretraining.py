@@ -100,6 +100,22 @@ def test_pretrain_then_unroll_into_a_classifier_with_the_rbm_weights(tmp_path):
         np.testing.assert_array_equal(old.kernel, new.kernel)
 
 
+def test_the_next_rbm_learns_from_float32_probabilities_under_mixed_precision(tmp_path):
+    """RBM 2's data is RBM 1's P(h|v): in bfloat16 it would keep 8 bits of each probability."""
+    app = UnsupervisedPretraining(dbn_config(tmp_path))
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # as in a run's pretraining
+    try:
+        rbm = RBM(5, seed=0)
+        rbm.build((None, 12))
+        batches = tf.data.Dataset.from_tensor_slices(binary_data()).batch(50)
+        features = app._features(batches, rbm)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert features.element_spec.dtype == tf.float32
+    first = next(iter(features))
+    np.testing.assert_allclose(first, rbm.prob_h(binary_data()[:50]), rtol=1e-6)
+
+
 def test_semi_supervised_run_reports_pretrained_vs_random_init(tmp_path):
     config = dbn_config(tmp_path, "data.labeled=64", "compare_random_init=true")
     metrics = train(config)

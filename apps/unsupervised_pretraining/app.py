@@ -66,7 +66,7 @@ class UnsupervisedPretraining(ImageClassification):
         os.makedirs(out, exist_ok=True)
         train, val = self._pixels("train"), self._pixels("validation")
         if m.visible == "gaussian":
-            self.normalizer = keras.layers.Normalization(name="standardize")
+            self.normalizer = keras.layers.Normalization(name="standardize", dtype="float32")
             self.normalizer.adapt(train)
             train, val = (d.map(self.normalizer) if d is not None else None for d in (train, val))
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -102,12 +102,14 @@ class UnsupervisedPretraining(ImageClassification):
         return batched.unbatch().shuffle(60000, seed=self.config.seed)
 
     def _features(self, batched, rbm):
-        """The next layer's input: this RBM's P(h|v), computed once per example and cached.
+        """The next layer's input: this RBM's P(h|v) in float32 (under mixed precision too),
+        computed once per example and cached.
         Under TensorFlow the RBM runs inside tf.data's map; another backend's layer cannot
         run in a TF graph, so its features are computed batch by batch and held in memory."""
         if keras.backend.backend() == "tensorflow":
-            return batched.map(rbm, num_parallel_calls=tf.data.AUTOTUNE).cache()
-        features = np.concatenate([keras.ops.convert_to_numpy(rbm(np.asarray(b))) for b in batched])
+            return batched.map(rbm.prob_h, num_parallel_calls=tf.data.AUTOTUNE).cache()
+        features = np.concatenate([keras.ops.convert_to_numpy(rbm.prob_h(np.asarray(b)))
+                                   for b in batched])
         return tf.data.Dataset.from_tensor_slices(features).batch(FEATURE_BATCH)
 
     def _plot_first_layer(self, run_dir):
@@ -135,7 +137,7 @@ class UnsupervisedPretraining(ImageClassification):
         x = keras.layers.Flatten(name="flatten")(x)
         if m.visible == "gaussian":
             if self.normalizer is None:  # random init: fit the standardisation anyway
-                self.normalizer = keras.layers.Normalization(name="standardize")
+                self.normalizer = keras.layers.Normalization(name="standardize", dtype="float32")
                 self.normalizer.adapt(self._pixels("train"))
             x = self.normalizer(x)
         for i, units in enumerate(m.hidden):

@@ -31,7 +31,8 @@ class RBMTrainer(keras.Model):
     sparsity term pulling each hidden unit's mean activation on the batch toward
     `sparsity_target`. Keras' own train step differentiates it and any Keras optimizer
     applies it; no backend-specific train_step. The trainer computes in float32 whatever the
-    global policy, so the samples stay exact under mixed precision.
+    global policy; under mixed_bfloat16 only the RBM's matmuls run in bfloat16 (layers.RBM), so
+    the probabilities and samples keep float32's precision.
 
     Logged: `loss`, the CD objective with those terms (not a likelihood; it may be negative),
     per step; `val_reconstruction_error`, the mean squared error of the mean-field
