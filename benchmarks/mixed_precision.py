@@ -1,4 +1,4 @@
-"""bfloat16 mixed precision (runtime.mixed_precision=true) vs float32, per app, on this machine.
+"""bfloat16 mixed precision (runtime.mixed_precision=bfloat16) vs float32, per app, on this machine.
 
 For each case (an app's config, shortened by data.limit and epochs so all fit
 in minutes; the tabular app has no real data offline and is left out) the
@@ -7,7 +7,8 @@ which goes first per case: same data, same epochs.
 Reported: steady training throughput (`train_examples_per_sec`, which leaves
 out the first epoch's tracing) and the test metric. Whether bfloat16 pays off
 depends on the CPU: without AVX512_BF16 or AMX every bfloat16 op converts to
-and from float32 (see the JSON's `cpu_flags`).
+and from float32. The rows name the CPU and whether it has bfloat16 units, and
+the JSON records what `runtime.mixed_precision: auto` picks here.
 
     .venv/bin/python benchmarks/mixed_precision.py [--cases image_resnet,lstm]
 """
@@ -15,10 +16,10 @@ and from float32 (see the JSON's `cpu_flags`).
 import argparse
 
 import harness
-import keras
 
 from training.pipeline import train
 from training.registry import load_config
+from training.runtime import precision
 
 # name: (config, overrides, metric). One epoch of the image app's full data: its
 # BatchNorm moving statistics (momentum 0.99) need a few hundred steps before
@@ -33,45 +34,42 @@ CASES = {
 }
 
 
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next(line for line in f if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
-    return sorted(f for f in flags if "bf16" in f or "amx" in f or "vnni" in f)
-
-
 def run(case, mixed, out):
     path, overrides, _ = CASES[case]
-    config = load_config(None, path, [*overrides, f"runtime.mixed_precision={str(mixed).lower()}",
+    config = load_config(None, path, [*overrides, f"runtime.mixed_precision={mixed}",
                                       "runtime.verbose=0", "callbacks.tensorboard=false",
                                       "export.enabled=false", f"run_dir={out}"])
-    try:
-        return train(config)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    return train(config)
+
+
+def cpu_text():
+    """The CPU's name and whether it has bfloat16 units, for the rows."""
+    flags = precision.cpu_flags() or frozenset()
+    units = [f for f in precision.CPU_BFLOAT16_FLAGS if f in flags]
+    return f"{harness.machine()['cpu']}, " + (f"with {units[0]}" if units else "no bfloat16 units")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help="of " + ", ".join(CASES))
     args = parser.parse_args()
-    figures, rows = {"cpu_flags": cpu_flags()}, []
+    auto = precision.choose("auto", precision.probe("tensorflow"))
+    figures, rows = {"cpu": cpu_text(), "auto_picks": auto.as_dict()}, []
+    print(auto.line(), flush=True)
     for i, case in enumerate(args.cases.split(",")):
         metric = CASES[case][2]
-        order = (False, True) if i % 2 == 0 else (True, False)
+        order = ("false", "bfloat16") if i % 2 == 0 else ("bfloat16", "false")
         results = {mixed: run(case, mixed, harness.OUT / "mixed_precision" / f"{case}_{mixed}")
                    for mixed in order}
         figures[case] = {
             name: {"examples_per_sec": m["train_examples_per_sec"],
                    "train_seconds": m["train_seconds"], "test": m["test"]}
-            for name, m in (("float32", results[False]), ("bfloat16", results[True]))}
+            for name, m in (("float32", results["false"]), ("bfloat16", results["bfloat16"]))}
         f32, bf16 = figures[case]["float32"], figures[case]["bfloat16"]
         speed = bf16["examples_per_sec"] / f32["examples_per_sec"]
         print(f"{case}: bfloat16 {speed:.2f}x float32's speed; test {metric} "
               f"{bf16['test'][metric]:.4f} vs {f32['test'][metric]:.4f}", flush=True)
-        rows.append({"benchmark": f"bfloat16 vs float32 training speed, {case} "
+        rows.append({"benchmark": f"bfloat16 vs float32 training speed, {case} on {figures['cpu']} "
                                   f"(test {metric} {bf16['test'][metric]:.2%} vs "
                                   f"{f32['test'][metric]:.2%} at equal epochs)",
                      "measured": f"{bf16['examples_per_sec']:.0f} examples/s",

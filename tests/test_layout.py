@@ -198,7 +198,7 @@ def test_an_apps_help_and_config_load_no_tensorflow():
     `train --app NAME --help` and --print-config (of numbers given, not `auto`) answer at once."""
     apps = sorted(BUILT_IN_APPS)
     given = ["--set", "epochs=2", "--set", "batch_size=32", "--set", "callbacks.restore_best=false",
-             "--set", "model.augment=false"]
+             "--set", "model.augment=false", "--set", "runtime.mixed_precision=false"]
     result = _fresh(
         "import sys, yaml\n"
         "from training.cli import main\n"

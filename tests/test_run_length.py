@@ -6,6 +6,7 @@ from PIL import Image
 
 from training.pipeline import run_length
 from training.registry import load_config
+from training.runtime.precision import choose, probe
 
 
 def test_auto_fits_the_run_to_the_data_and_says_so_in_one_line(capsys):
@@ -52,6 +53,10 @@ def test_print_config_shows_the_numbers_a_run_would_use(tmp_path, cli):
     # 150 passes over the same images: model.augment=auto turns augmentation on; 4 leave it off
     assert printed["model"]["augment"] is True
     assert "model.augment=auto: on for 150 epochs (on above 10)" in result.stderr
+    # runtime.mixed_precision=auto: the compute type this machine gives, with its reason
+    choice = choose("auto", probe("tensorflow"))
+    assert printed["runtime"]["mixed_precision"] == choice.value
+    assert choice.line() in result.stderr and f"# auto: {choice.reason}" in result.stdout
     fixed = cli("train", "--app", "image_classification", "--set", f"data.dir={tmp_path / 'data'}",
                 "--set", "epochs=4", "--print-config")
     assert fixed.returncode == 0 and yaml.safe_load(fixed.stdout)["model"]["augment"] is False

@@ -11,6 +11,7 @@ import yaml
 from training import plots
 from training.pipeline.report import PIPELINE_KEYS, report_scalars
 from training.run_dir import RunDir
+from training.runtime.precision import choose, probe
 
 
 def test_a_one_epoch_curve_has_a_whole_epoch_axis(monkeypatch, tmp_path):
@@ -42,6 +43,13 @@ def test_train_in_a_log_prints_one_line_per_epoch_and_the_test_counts(cli, tmp_p
     assert (metrics["train_examples"], metrics["validation_examples"], metrics["test_examples"]) == (
         144, 16, 40)
     assert set(metrics) <= PIPELINE_KEYS and report_scalars(metrics) == {}
+    # runtime.mixed_precision=auto: the choice for this machine, said once, and recorded.
+    choice = choose("auto", probe("tensorflow"))
+    assert [line for line in out.splitlines() if line.startswith("Precision: ")] == [choice.line()]
+    assert metrics["precision"] == {"policy": choice.policy, "setting": "auto", "reason": choice.reason}
+    recorded = RunDir(tmp_path / "run").config.read_text()
+    value = str(choice.value).lower() if isinstance(choice.value, bool) else choice.value
+    assert f"  mixed_precision: {value}  # auto: {choice.reason}\n" in recorded
 
     evaluated = cli("evaluate", "--run", str(tmp_path / "run"))
     assert json.loads(evaluated.stdout)["examples"] == 40

@@ -43,17 +43,30 @@ def run(args):
     config = registry.load_config(args.app, args.config, overrides)
     backend.select(config)  # before anything imports Keras
     if args.print_config:
-        if config_lib.resolved_at_run(config):  # the numbers the run would use
-            from training.pipeline import resolve_run_length  # imports TensorFlow
-
-            with contextlib.redirect_stdout(sys.stderr):  # its line; stdout stays YAML
-                resolve_run_length(config)
-        print(config_lib.to_yaml(config), end="")
+        print(config_lib.to_yaml(config, resolve_for_print(config)), end="")
         return 0
     from training import pipeline  # imports TensorFlow
 
     print_results(pipeline.train(config))
     return 0
+
+
+def resolve_for_print(config):
+    """Resolve the keys a run would choose (`auto` numbers, switches and the compute type) as
+    it would; their lines go to stderr, so stdout stays YAML. Returns config.yaml's comments."""
+    if not config_lib.resolved_at_run(config):
+        return {}
+    from training.pipeline import resolve_run_length  # imports TensorFlow
+    from training.runtime import precision
+
+    comments = {}
+    with contextlib.redirect_stdout(sys.stderr):
+        if config.runtime.mixed_precision == precision.AUTO:
+            choice = precision.resolve(config, tpu=config.strategy == "tpu")
+            print(choice.line())
+            comments["runtime.mixed_precision"] = choice.comment()
+        resolve_run_length(config)
+    return comments
 
 
 def train_help(train_parser, args):

@@ -43,12 +43,26 @@ def named_app(app_name, path=None):
     return app_name, values
 
 
-def to_yaml(config):
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
+def to_yaml(config, comments=None):
+    """`config` as YAML; `comments` ({dotted key: text}) go after their keys' lines, to say why
+    the run chose a value (runtime.mixed_precision: auto)."""
+    text = yaml.safe_dump(to_dict(config), sort_keys=False)
+    if not comments:
+        return text
+    lines, path = [], []
+    for line in text.splitlines():
+        key = line.lstrip()
+        if not key.startswith("- "):  # a list's item belongs to the key above it
+            path[(len(line) - len(key)) // 2:] = [key.split(":", 1)[0]]
+            comment = comments.get(".".join(path))
+            if comment and not line.endswith(":"):
+                line += "  # " + " ".join(comment.split())
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
-def save_yaml(config, path):
+def save_yaml(config, path, comments=None):
     with open(path, "w") as f:
-        f.write(to_yaml(config))
+        f.write(to_yaml(config, comments))
 
 

@@ -5,7 +5,7 @@ import dataclasses
 import typing
 
 from training.config.keys import bounds_text, choices, key_meta
-from training.config.sections import BoolOrAuto, IntOrAuto
+from training.config.sections import BoolOrAuto, IntOrAuto, Precision
 
 
 def key_help(cls, name):
@@ -26,10 +26,11 @@ def _leaves(config, prefix=""):
 
 
 def resolved_at_run(config):
-    """The dotted keys still `auto` whose type is IntOrAuto or BoolOrAuto: numbers and switches a
-    run chooses from its data (not the `auto` choices of a Literal, e.g. strategy)."""
+    """The dotted keys still `auto` whose type is IntOrAuto, BoolOrAuto or Precision: numbers and
+    switches a run chooses from its data or its hardware (not the `auto` choices of a Literal,
+    e.g. strategy)."""
     return [key for key, value, _, _, tp in _leaves(config)
-            if value == "auto" and tp in (IntOrAuto, BoolOrAuto)]
+            if value == "auto" and tp in (IntOrAuto, BoolOrAuto, Precision)]
 
 
 def describe(config):

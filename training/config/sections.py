@@ -40,6 +40,7 @@ def _model_name(value):
 
 IntOrAuto = Union[int, Literal["auto"]]  # "auto": training/run_length.py
 BoolOrAuto = Union[bool, Literal["auto"]]  # "auto": chosen from the data when the run starts
+Precision = Union[bool, Literal["auto", "bfloat16", "float16"]]  # training/runtime/precision.py
 Strategy = Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"]
 OptimizerName = Literal["auto", "adam", "adamw", "sgd", "rmsprop"]
 Schedule = Literal["cosine", "constant"]
@@ -120,7 +121,10 @@ class CallbacksConfig:
 class RuntimeConfig:
     """How the computation runs."""
 
-    mixed_precision: bool = option(False, "bfloat16 on CPU/TPU, float16 on GPU")
+    mixed_precision: Precision = option(
+        "auto", "compute type; auto: bfloat16 on a TPU or a CPU with bfloat16 units (avx512_bf16, "
+        "amx_bf16), float16 on CUDA GPUs with tensor cores, else float32; true: float16 on a GPU, "
+        "bfloat16 elsewhere; false: float32 (training/runtime/precision.py)")
     jit_compile: bool = option(False, "compile the train step with XLA")
     steps_per_execution: int = option(16, "train steps per call into the graph", ge=1)
     logical_cpus: int = option(0, "split the CPU into N logical devices (mirrored on CPU)", ge=0)

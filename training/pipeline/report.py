@@ -16,8 +16,8 @@ from training.pipeline import history as run_history
 PIPELINE_KEYS = frozenset({
     "app", "test", "epochs_completed", "train_seconds", "pretrain_seconds",
     "train_examples_per_sec", "train_examples", "validation_examples", "test_examples",
-    "global_batch_size", "replicas", "strategy", "backend", "params", "class_names", "confusion_matrix",
-    "baseline", "warnings", "export", "run_dir"})
+    "global_batch_size", "replicas", "strategy", "backend", "precision", "params", "class_names",
+    "confusion_matrix", "baseline", "warnings", "export", "run_dir"})
 
 
 def report_scalars(metrics):

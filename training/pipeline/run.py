@@ -15,18 +15,18 @@ from training.runtime.start import start
 
 def train(config):
     """Train, evaluate and export one app as configured; returns metrics.json's content."""
-    strategy = start(config)
-    # tf.distribute names the chief (worker 0 without a "chief" task); the other
-    # workers keep their files (backups too) out of the run dir.
-    if not strategy.extended.should_checkpoint:
-        config.run_dir = tempfile.mkdtemp(prefix="kat-worker-")
-        config.export.enabled = False
-    _check_init_from(config)  # before the run dir is made
-    with claim(config.run_dir, config.app) as claimed:
-        state = RunState(config, strategy, claimed)
-        for stage in STAGES:
-            stage(state)
-        return state.metrics
+    with start(config) as (strategy, precision):
+        # tf.distribute names the chief (worker 0 without a "chief" task); the other
+        # workers keep their files (backups too) out of the run dir.
+        if not strategy.extended.should_checkpoint:
+            config.run_dir = tempfile.mkdtemp(prefix="kat-worker-")
+            config.export.enabled = False
+        _check_init_from(config)  # before the run dir is made
+        with claim(config.run_dir, config.app) as claimed:
+            state = RunState(config, strategy, claimed, precision)
+            for stage in STAGES:
+                stage(state)
+            return state.metrics
 
 
 def _check_init_from(config):

@@ -47,6 +47,7 @@ class RunState:
     config: Any
     strategy: Any
     claim: Claim
+    precision: Any  # runtime.precision.Choice
     app: Optional[App] = None
     # prepare
     examples: int = 0  # training examples per epoch
@@ -139,7 +140,7 @@ def build(state):
     model.init_from), and the BatchNorm statistics pass."""
     config, app, run_dir = state.config, state.app, state.run_dir
     with state.strategy.scope():
-        save_yaml(config, run_dir.config)
+        save_yaml(config, run_dir.config, {"runtime.mixed_precision": state.precision.comment()})
         if state.has_pretraining():
             state.claim.started()  # the run dir holds work from here on: pretrained layers
         start = time.perf_counter()
@@ -277,6 +278,7 @@ def _run_metrics(state, test):
         "replicas": state.strategy.num_replicas_in_sync,
         "strategy": strategy_name(state.strategy),
         "backend": keras.backend.backend(),
+        "precision": state.precision.as_dict(),
         "params": state.model.count_params(),
     }
     if state.has_pretraining():  # the app has an unsupervised stage

@@ -137,6 +137,12 @@ def make_strategy(name="auto", logical_cpus=0):
     return tf.distribute.get_strategy()
 
 
+def is_tpu(strategy):
+    """Does `strategy` (tf.distribute's, or Keras' distribution under another backend) run on
+    TPUs? (Under JAX, precision.probe asks JAX itself.)"""
+    return isinstance(strategy, tf.distribute.TPUStrategy)
+
+
 def strategy_name(strategy):
     """What metrics.json calls the strategy: its class, or OneDevice for the default one."""
     if strategy is tf.distribute.get_strategy():
