@@ -124,7 +124,8 @@ class RuntimeConfig:
     mixed_precision: Precision = option(
         "auto", "compute type; auto: bfloat16 on a TPU or a CPU with bfloat16 units (avx512_bf16, "
         "amx_bf16), float16 on CUDA GPUs with tensor cores, else float32; true: float16 on a GPU, "
-        "bfloat16 elsewhere; false: float32 (training/runtime/precision.py)")
+        "bfloat16 elsewhere; bfloat16, float16: that type; false: float32 "
+        "(training/runtime/precision.py)")
     jit_compile: bool = option(False, "compile the train step with XLA")
     steps_per_execution: int = option(16, "train steps per call into the graph", ge=1)
     logical_cpus: int = option(0, "split the CPU into N logical devices (mirrored on CPU)", ge=0)
