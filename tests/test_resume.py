@@ -122,6 +122,25 @@ def test_sigterm_backs_up_the_steps_done_says_so_and_resumes_exactly(tmp_path, u
     assert_same_run(run_dir, uninterrupted())
 
 
+@pytest.mark.slow  # three float16 runs, which a CPU computes in software
+def test_float16_with_loss_scaling_resumes_exactly(tmp_path):
+    """The GPU path of runtime.mixed_precision (mixed_float16: Keras wraps the optimizer in a
+    LossScaleOptimizer, whose scale is state too), forced on a CPU: a SIGKILL, then the same
+    command, ends as the uninterrupted run does."""
+    float16 = ["runtime.mixed_precision=float16", "callbacks.save_freq=6"]
+    full = tmp_path / "full"
+    subprocess.run(command(full, float16), env=env_for(), cwd=ROOT, check=True,
+                   capture_output=True, timeout=900)
+    run_dir = tmp_path / "run"
+    killed = start_and_signal_after_epochs(run_dir, 2, signal.SIGKILL, overrides=float16)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = subprocess.run(command(run_dir, float16), env=env_for(), cwd=ROOT,
+                             capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(run_dir, final_state(full))
+    assert final_state(run_dir)[1]["precision"]["policy"] == "mixed_float16"
+
+
 def tiny_model():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="sgd", loss="mse")
