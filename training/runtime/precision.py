@@ -8,9 +8,9 @@
 - a CPU with bfloat16 units (`avx512_bf16` or `amx_bf16` among its flags) under TensorFlow
   with oneDNN on (TF's default on Linux x86): mixed_bfloat16. Measured 1.65x float32's speed
   for the default image run on a 2-core AMD EPYC with avx512_bf16 (issue 36); on CPUs without
-  them every bfloat16 op converts to and from float32, and the same runs took 0.50-0.55x
-  (benchmarks/mixed_precision.py). JAX (XLA:CPU) and PyTorch on a CPU stay float32: their
-  bfloat16 speed has not been measured here;
+  them every bfloat16 op converts to and from float32: the image app trained at 0.54x on an
+  AVX512 Xeon and 0.14x on an AVX2 AMD EPYC (benchmarks/mixed_precision.py). JAX (XLA:CPU)
+  and PyTorch on a CPU stay float32: their bfloat16 speed has not been measured here;
 - everything else: float32.
 
 Why the CPU's flags and not a timing taken at start: oneDNN picks its bfloat16 kernels from
@@ -109,7 +109,7 @@ def _cpu_choice(hardware, setting):
     units = [f for f in CPU_BFLOAT16_FLAGS if f in hardware.cpu_flags]
     if not units:
         return Choice(False, "this CPU has no bfloat16 units (no " + " or ".join(CPU_BFLOAT16_FLAGS)
-                      + " in /proc/cpuinfo), where bfloat16 runs at about half float32's speed",
+                      + " in /proc/cpuinfo): emulated, bfloat16 trained at 0.14-0.55x float32's speed",
                       setting)
     if hardware.backend != "tensorflow":
         return Choice(False, f"this CPU has {units[0]}, but bfloat16 on a CPU is measured faster "
@@ -126,7 +126,7 @@ def _slow_note(value, hardware):
     """A forced type the hardware lacks units for: say what to expect."""
     if value == "bfloat16" and not hardware.tpu and not hardware.gpus and hardware.cpu_flags \
             is not None and not any(f in hardware.cpu_flags for f in CPU_BFLOAT16_FLAGS):
-        return "; this CPU has no bfloat16 units, so expect about half float32's speed"
+        return "; this CPU has no bfloat16 units, so expect 0.14-0.55x float32's speed"
     if value == "float16" and not hardware.gpus:
         return "; a CPU computes float16 in software, many times slower than float32"
     return ""
