@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from training.errors import AppContractError
+from training.runtime import precision
 
 
 def _spec_text(spec):
@@ -77,7 +78,7 @@ def check_output_dtypes(app, model):
         return
     for name, tensor in zip(model.output_names, model.outputs):
         dtype = keras.backend.standardize_dtype(tensor.dtype)
-        if dtype in ("bfloat16", "float16"):
+        if dtype in precision.HALF:
             raise AppContractError(
                 f"{type(app).__name__}.build_model()'s output {name!r} is {dtype} under "
                 f"runtime.mixed_precision ({policy.name}); give the layer that makes it "

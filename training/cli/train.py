@@ -63,7 +63,6 @@ def resolve_for_print(config):
     with contextlib.redirect_stdout(sys.stderr):
         if config.runtime.mixed_precision == precision.AUTO:
             choice = precision.resolve(config, tpu=config.strategy == "tpu")
-            print(choice.line())
             comments["runtime.mixed_precision"] = choice.comment()
         resolve_run_length(config)
     return comments

@@ -31,9 +31,9 @@ import tensorflow as tf
 from training.datasets import input_list
 from training.errors import ExportError, described
 from training.export.saved_model import NextVersion, checked_name
+from training.runtime import precision
 
 QUANTIZE = ("none", "dynamic", "float16", "int8")
-HALF = ("bfloat16", "float16")
 REPRESENTATIVE_EXAMPLES = 300
 LITERT_DIR = "litert"
 
@@ -70,7 +70,7 @@ def float32_copy(model):
     only change a built layer's dtype policy by rebuilding it, so the copy is the model's
     .keras file with the policies in its config made float32: loading it restores what
     set_weights would miss (an adapted Normalization's statistics, a lookup's vocabulary)."""
-    config = keras.saving.serialize_keras_object(model)
+    config = keras.saving.serialize_keras_object(model)  # what a .keras file's config.json holds
     if not _float32_policies(config):
         return model
     with tempfile.TemporaryDirectory(prefix="kat-float32-") as tmp:
@@ -78,12 +78,8 @@ def float32_copy(model):
         model.save(trained)
         with zipfile.ZipFile(trained) as source, zipfile.ZipFile(copy, "w") as target:
             for item in source.infolist():
-                data = source.read(item)
-                if item.filename == "config.json":
-                    config = json.loads(data)
-                    _float32_policies(config)
-                    data = json.dumps(config).encode()
-                target.writestr(item, data)
+                target.writestr(item, json.dumps(config).encode() if item.filename == "config.json"
+                                else source.read(item))
         return keras.saving.load_model(copy)
 
 
@@ -95,7 +91,7 @@ def _float32_policies(node):
         config = node.get("config")
         if node.get("class_name") == "DTypePolicy" and config["name"].startswith("mixed_"):
             config["name"], changed = "float32", True
-        elif node.get("class_name") == "__keras_tensor__" and config.get("dtype") in HALF:
+        elif node.get("class_name") == "__keras_tensor__" and config.get("dtype") in precision.HALF:
             config["dtype"], changed = "float32", True
         for value in node.values():
             changed = _float32_policies(value) or changed

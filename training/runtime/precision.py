@@ -32,6 +32,7 @@ AUTO = "auto"
 CPU_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 TENSOR_CORES = (7, 0)  # Volta: the first CUDA compute capability with float16 tensor cores
 POLICIES = {False: "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+HALF = ("bfloat16", "float16")  # the compute types of the mixed policies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +78,7 @@ def choose(setting, hardware):
     """The Choice for `runtime.mixed_precision=setting` on `hardware` (a pure function)."""
     if setting is False:
         return Choice(False, "forced", setting)
-    if setting in ("bfloat16", "float16"):
+    if setting in HALF:
         return Choice(setting, "forced" + _slow_note(setting, hardware), setting)
     if setting is True:
         value = "float16" if hardware.gpus else "bfloat16"
@@ -175,15 +176,9 @@ def _capability(text):
 
 
 def resolve(config, tpu=False):
-    """Choose for `config.runtime.mixed_precision`, set it to the chosen value (false, bfloat16
-    or float16) and return the Choice. The policy itself is set by `set_policy`."""
+    """Choose for `config.runtime.mixed_precision`, say so in one line, set the key to the
+    chosen value (false, bfloat16 or float16) and return the Choice (its `policy` is Keras')."""
     choice = choose(config.runtime.mixed_precision, probe(config.runtime.backend, tpu))
+    print(choice.line(), flush=True)
     config.runtime.mixed_precision = choice.value
     return choice
-
-
-def set_policy(choice):
-    """Make `choice` Keras' global dtype policy."""
-    import keras
-
-    keras.mixed_precision.set_global_policy(choice.policy)

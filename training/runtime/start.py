@@ -17,9 +17,8 @@ def start(config):
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy, config.runtime.logical_cpus)
     choice = precision.resolve(config, tpu=is_tpu(strategy))
-    print(choice.line(), flush=True)
     previous = keras.mixed_precision.global_policy()
-    precision.set_policy(choice)
+    keras.mixed_precision.set_global_policy(choice.policy)
     try:
         yield strategy, choice
     finally:
