@@ -21,7 +21,7 @@ from training.pipeline import train
 from training.registry import load_config
 from training.run_dir import RunDir
 
-DEFAULT_CONFIGS = "configs/fashion_mnist_default.yaml,configs/sequence_fashion_mnist_lstm.yaml"
+DEFAULT_CONFIGS = "presets/fashion_mnist_default.yaml,presets/sequence_fashion_mnist_lstm.yaml"
 
 
 def curve(config_path, overrides):

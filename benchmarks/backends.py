@@ -2,7 +2,7 @@
 
 Cases: `tabular` (the tabular app on 60,000 generated rows of 8 features, batch 128, 3 epochs:
 the per-step cost of the pipeline around a tiny model) and `image` (the default config,
-configs/fashion_mnist_default.yaml, as `make train-app` runs it). Each backend runs in its own
+presets/fashion_mnist_default.yaml, as `make train-app` runs it). Each backend runs in its own
 process (Keras reads KERAS_BACKEND once), the order alternating per case; JAX runs twice, the
 second time with the first run's compiled steps in its compilation cache
 (runtime.compilation_cache, a fresh one per case), as a repeated run has them. Reported per
@@ -31,7 +31,7 @@ from training.run_dir import RunDir
 CASES = {
     "tabular": (["--app", "tabular_regression", "--set", "data.target=y", "--set", "batch_size=128",
                  "--set", "epochs=3"], "mae"),
-    "image": (["--config", "configs/fashion_mnist_default.yaml"], "accuracy"),
+    "image": (["--config", "presets/fashion_mnist_default.yaml"], "accuracy"),
 }
 
 

@@ -2,7 +2,7 @@
 
 Pretrains the RBM stack once (or reuses one: --pretrained-from RUN_DIR), then for
 each seed fine-tunes on a different random subset of N labels and trains the same
-net from random weights on the same subset (configs/dbn_semi_supervised.yaml).
+net from random weights on the same subset (presets/dbn_semi_supervised.yaml).
 Prints JSON with each seed's accuracies and the mean gain in points; exits
 non-zero if a figure is missing or NaN.
 """
@@ -20,7 +20,7 @@ from training.registry import load_config
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/dbn_semi_supervised.yaml")
+    parser.add_argument("--config", default="presets/dbn_semi_supervised.yaml")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--pretrained-from", help="a run dir whose pretraining/ to reuse")
     parser.add_argument("--out", default=str(harness.OUT / "dbn_semi_supervised"))

@@ -26,7 +26,7 @@ from PIL import Image
 from apps.image_classification.data import FASHION_MNIST_CLASSES, ImageSource
 from training.run_dir import RunDir
 
-CONFIG = "configs/fashion_mnist_default.yaml"
+CONFIG = "presets/fashion_mnist_default.yaml"
 
 
 def write_png_folder(target):

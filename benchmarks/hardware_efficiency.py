@@ -26,8 +26,8 @@ import tensorflow as tf
 from flops import train_step_flops
 from profile_ops import kernel_seconds, summary
 
-CONFIGS = {"resnet_small": "configs/fashion_mnist_resnet_small.yaml",
-           "mobilenet_small": "configs/fashion_mnist_mobilenet_small.yaml"}
+CONFIGS = {"resnet_small": "presets/fashion_mnist_resnet_small.yaml",
+           "mobilenet_small": "presets/fashion_mnist_mobilenet_small.yaml"}
 
 
 def matmul_peak(sizes=(1024, 2048, 4096), repeats=4):

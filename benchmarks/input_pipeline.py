@@ -27,7 +27,7 @@ import harness
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/fashion_mnist_default.yaml")
+    parser.add_argument("--config", default="presets/fashion_mnist_default.yaml")
     parser.add_argument("--examples", type=int, default=10240,
                         help="a multiple of the batch: every step of every variant is full")
     parser.add_argument("--rounds", type=int, default=4)

@@ -28,8 +28,8 @@ from training.pipeline import train
 from training.registry import load_config
 from training.run_dir import RunDir, load_run
 
-CONFIGS = {"default": "configs/fashion_mnist_default.yaml",
-           "mobilenet_small": "configs/fashion_mnist_mobilenet_small.yaml"}
+CONFIGS = {"default": "presets/fashion_mnist_default.yaml",
+           "mobilenet_small": "presets/fashion_mnist_mobilenet_small.yaml"}
 
 
 def finished_run(name):

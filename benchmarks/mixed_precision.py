@@ -26,10 +26,10 @@ from training.runtime import precision
 # inference means anything (200 steps of 12800 images gave 13% test accuracy in
 # either precision). The other apps learn in fewer steps.
 CASES = {
-    "image_resnet": ("configs/fashion_mnist_default.yaml", ["epochs=1"], "accuracy"),
-    "sequence_lstm": ("configs/sequence_fashion_mnist_lstm.yaml",
+    "image_resnet": ("presets/fashion_mnist_default.yaml", ["epochs=1"], "accuracy"),
+    "sequence_lstm": ("presets/sequence_fashion_mnist_lstm.yaml",
                       ["data.limit=12800", "epochs=2"], "accuracy"),
-    "dbn": ("configs/dbn_fashion_mnist.yaml",
+    "dbn": ("presets/dbn_fashion_mnist.yaml",
             ["data.limit=12800", "epochs=2", "pretrain.epochs=1"], "accuracy"),
 }
 

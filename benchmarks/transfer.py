@@ -28,7 +28,7 @@ from folder_vs_idx import write_png_folder
 from training.pipeline import train
 from training.registry import load_config
 
-CONFIG = "configs/fashion_mnist_default.yaml"
+CONFIG = "presets/fashion_mnist_default.yaml"
 FIRST = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat"]
 SECOND = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 # 250 images: batches of 16 and 30 epochs make 480 steps. Fixed (not epochs=auto) so that

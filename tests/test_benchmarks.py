@@ -73,7 +73,9 @@ def test_results_table_reruns_rows_and_rewrites_the_readme_table(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{results_table.START}\nold table\n{results_table.END}\nrest\n")
     done = subprocess.run(
-        [sys.executable, str(BENCH / "results_table.py"), "--rows", "default,simple_rnn",
+        [sys.executable, str(BENCH / "results_table.py"), "--rows",
+         "fashion_mnist_default,sequence_fashion_mnist_simple_rnn",
+         "--measured", str(tmp_path / "measured.json"),
          "--set", "data.limit=256", "--set", "epochs=1", "--readme", str(readme),
          "--table", str(tmp_path / "table.md"), "--out", str(tmp_path / "runs")],
         capture_output=True, text=True, timeout=600,
@@ -85,9 +87,9 @@ def test_results_table_reruns_rows_and_rewrites_the_readme_table(tmp_path):
     assert "old table" not in text
     rows = [line for line in text.splitlines() if line.startswith("| `python")]
     assert [r.split("`")[1] for r in rows] == [
-        "python -m training train --config configs/fashion_mnist_default.yaml",
-        "python -m training train --config configs/sequence_fashion_mnist_simple_rnn.yaml"]
-    saved = json.loads((tmp_path / "results" / "results_table.json").read_text())
-    assert rows[0].split(" | ")[3] == saved["rows"]["default"]["accuracy"]  # from metrics.json
+        "python -m training train --preset fashion_mnist_default",
+        "python -m training train --preset sequence_fashion_mnist_simple_rnn"]
+    saved = json.loads((tmp_path / "measured.json").read_text())
+    assert rows[0].split(" | ")[3] == saved["rows"]["fashion_mnist_default"]["accuracy"]  # from metrics.json
     assert "resnet_small x0.5" in rows[0] and "simple_rnn 128" in rows[1]
     assert (tmp_path / "table.md").read_text().count("| `python") == 2

@@ -25,7 +25,7 @@ def test_app_help_lists_its_own_keys_with_its_real_defaults(cli):
     for text in ("task = 'classification'", "[classification | language_model | forecasting]",
                  "model.cell = 'lstm'", "[simple_rnn | gru | lstm]", "data.sequence_length = 100"):
         assert text in sequence.stdout
-    dbn = cli("train", "--config", str(ROOT / "configs" / "dbn_fashion_mnist.yaml"), "--help")
+    dbn = cli("train", "--config", str(ROOT / "presets" / "dbn_fashion_mnist.yaml"), "--help")
     for text in ("config keys of unsupervised_pretraining", "pretrain.epochs = 10",
                  "model.hidden = [500, 500, 2000]", "[bernoulli | gaussian]"):
         assert text in dbn.stdout
@@ -42,8 +42,9 @@ def test_train_help_without_an_app_lists_the_shared_keys_and_each_app_once(cli):
 
 
 def test_print_config_resolves_defaults_file_and_overrides_without_running(cli, tmp_path):
-    result = cli("train", "--config", str(ROOT / "configs" / "fashion_mnist_default.yaml"),
-                  "--set", "epochs=2", "--set", "model.dropout=0.1", "--print-config", cwd=tmp_path)
+    # A preset by name, from a directory outside the clone, as an installed package runs it.
+    result = cli("train", "--preset", "fashion_mnist_default", "--set", "epochs=2",
+                 "--set", "model.dropout=0.1", "--print-config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     config = yaml.safe_load(result.stdout)
     assert config["app"] == "image_classification" and config["epochs"] == 2  # --set

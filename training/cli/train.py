@@ -20,7 +20,7 @@ def add(sub):
                        help="show this help; with --app or --config, that app's keys and defaults")
     add_config_flags(
         train, "app name (see `list`); optional when --config names one",
-        "YAML file of config keys (see configs/)",
+        "YAML file of config keys (`presets` lists the shipped ones)",
         "override one config key, e.g. --set epochs=3 --set model.arch=mobilenet_small")
     train.add_argument("--print-config", action="store_true",
                        help="print the resolved config (defaults < --config < --set) as YAML and exit")

@@ -1,8 +1,9 @@
 """`tune`: a hyperparameter search, every trial a training run."""
 
 import argparse
+from pathlib import Path
 
-from training import registry
+from training import presets, registry
 from training.cli.text import PROG, add_config_flags
 from training.runtime import backend
 
@@ -25,7 +26,8 @@ def add(sub):
                      "YAML file of config keys: the config each trial starts from",
                      "override one config key of every trial")
     tune.add_argument("--space", required=True, metavar="SPACE.yaml",
-                      help="config keys and their ranges or choices (see configs/tune_*.yaml)")
+                      help="config keys and their ranges or choices: a YAML file, or a shipped search "
+                      "space by name (`presets` lists them, e.g. tune_fashion_mnist)")
     tune.add_argument("--algorithm", default="hyperband", metavar="hyperband|bayesian|random",
                       help="KerasTuner's oracle (default hyperband: trials of up to the config's "
                            "epochs, the most promising trained longest)")
@@ -44,9 +46,16 @@ def run(args):
     backend.select(config)
     from training.tuning import tune  # imports TensorFlow
 
-    print_search(tune(config, args.space, args.algorithm, args.max_trials,
+    print_search(tune(config, space_file(args.space), args.algorithm, args.max_trials,
                       args.budget_minutes, args.objective, args.dir))
     return 0
+
+
+def space_file(value):
+    """--space: a YAML file, or the name of a preset that is a search space."""
+    if Path(value).is_file() or "/" in value or value.endswith((".yaml", ".yml")):
+        return value
+    return str(presets.get(value).path)
 
 
 def print_search(summary):

@@ -24,7 +24,7 @@ def read_yaml(path):
         raise ConfigError(f"Config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"Config file {path} cannot be read: {getattr(e, 'strerror', None) or e}; "
-                          "--config takes a UTF-8 YAML file (see configs/)") from None
+                          "--config takes a UTF-8 YAML file (or --preset NAME)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
