@@ -37,7 +37,8 @@ def _declared():
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in found and found[ep.name].value != ep.value:
             raise ConfigError(f"Two installed packages declare the app {ep.name!r}: "
-                              f"{found[ep.name].value} and {ep.value}; uninstall one")
+                              f"{_package(found[ep.name])} ({found[ep.name].value}) and {_package(ep)} "
+                              f"({ep.value}); uninstall one (`pip uninstall NAME`)")
         found[ep.name] = ep
     return dict(sorted(found.items()))
 
@@ -96,10 +97,20 @@ def _unknown(name, declared):
             f"declared under {ENTRY_POINT_GROUP} in setup.cfg, then `pip install -e .`")
 
 
+def _package(ep):
+    """The name of the installed distribution that declares entry point `ep`."""
+    return ep.dist.name if ep.dist is not None else "?"
+
+
 def _load(ep):
     from training.app import App
 
-    cls = ep.load()
+    try:
+        cls = ep.load()
+    except (ImportError, AttributeError) as e:  # a module or class the package does not have
+        raise ConfigError(f"App {ep.name!r} of package {_package(ep)} cannot be loaded from its entry "
+                          f"point {ep.value}: {e}. Fix the entry point in that package's "
+                          "pyproject.toml (or setup.cfg), then reinstall it") from None
     if not (isinstance(cls, type) and issubclass(cls, App)) or cls.name != ep.name:
         raise ConfigError(f"Entry point {ep.name!r} ({ep.value}) must point to an App subclass "
                           f"whose name is {ep.name!r}")

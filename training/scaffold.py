@@ -1,10 +1,13 @@
-"""`python -m training new-app NAME`: write a runnable App, its config and its test, and
-declare the app in setup.cfg's entry-point group, as the built-in apps are.
+"""`kat new-app NAME`: write a runnable App, its preset and its test. In a clone, into the
+project, declared in its setup.cfg as the built-in apps are (`new_app`); elsewhere, or with
+`--package DIR`, as a standalone package of its own that declares the same entry points in its
+pyproject.toml (`new_package`).
 
 The scaffold trains on generated data before any edit, so a new task starts
 from a green test; replace `build_data` and `build_model` with the real task.
 """
 
+import importlib.util
 import keyword
 import re
 from pathlib import Path
@@ -135,7 +138,7 @@ class {cls}(App):
         return {{}}
 '''
 
-CONFIG_TEMPLATE = """# {name}: python -m training train --config configs/{name}.yaml
+CONFIG_TEMPLATE = """# {name}: kat train --preset {name} (a preset: `kat presets` lists it once installed)
 app: {name}
 epochs: 5
 batch_size: 64
@@ -145,49 +148,92 @@ data:
   # label_column: label
 """
 
-TEST_TEMPLATE = '''"""{title}: configs/{name}.yaml trains, exports and serves, on generated data or
-the CSV it names: the checks read the feature and class counts from the run."""
+TEST_TEMPLATE = '''"""{title}: the {name} preset trains, evaluates and exports, and the export answers as
+the model does, on generated data or the CSV the preset names."""
 
-from pathlib import Path
-
-import numpy as np
-import tensorflow as tf
-
-from training.pipeline import train
-from training.registry import load_config
-
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "{name}.yaml"
+from training.testing import assert_export_answers_like_model, train_tiny
 
 
-def test_{name}_trains_exports_and_serves(tmp_path):
-    config = load_config(None, CONFIG, [
-        "epochs=1", "runtime.verbose=0", "callbacks.tensorboard=false",
-        f"run_dir={{tmp_path / 'run'}}", f"export.dir={{tmp_path / 'export'}}"])
-    metrics = train(config)
+def test_{name}_trains_and_its_export_answers_like_the_model(tmp_path):
+    metrics = train_tiny(tmp_path, preset="{name}")
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
-    classes = metrics["class_names"]
-    serve = tf.saved_model.load(metrics["export"]).signatures["serving_default"]
-    columns = serve.structured_input_signature[1]["features"].shape[1]
-    out = serve(features=tf.constant(np.zeros((3, columns), np.float32)))
-    assert out["probabilities"].shape == (3, len(classes))
-    assert {{name.decode() for name in out["class_name"].numpy()}} <= set(classes)
+    answer = assert_export_answers_like_model(metrics)
+    assert {{name.decode() for name in answer["class_name"]}} <= set(metrics["class_names"])
 '''
+
+PYPROJECT_TEMPLATE = """[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{distribution}"
+version = "0.1.0"
+description = "{title}: a keras-app-templates app"
+readme = "README.md"
+requires-python = ">=3.11"
+dependencies = ["keras-app-templates>={version}"]
+
+[project.optional-dependencies]
+test = ["pytest"]
+
+# How `kat` finds the app and its presets: entry points, as the built-in apps are declared.
+[project.entry-points."keras_app_templates.apps"]
+{name} = "{name}.app:{cls}"
+
+[project.entry-points."keras_app_templates.presets"]
+{name} = "{name}.presets"
+
+[tool.setuptools.packages.find]
+include = ["{name}", "{name}.*"]
+
+[tool.setuptools.package-data]
+"{name}.presets" = ["*.yaml"]
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+filterwarnings = ["ignore::DeprecationWarning"]  # TensorFlow's and Keras' own
+"""
+
+README_TEMPLATE = """# {distribution}
+
+{title}: TODO what this task predicts from what. An app for
+[keras-app-templates](https://pypi.org/project/keras-app-templates/): `kat` trains, evaluates,
+exports and serves it like the built-in apps.
+
+```sh
+pip install -e '.[test]'      # registers the app and its preset with kat
+kat list                      # {name} is among the apps
+pytest tests                  # one tiny run: trains, exports, checks the export
+kat train --preset {name}     # the preset: {name}/presets/{name}.yaml
+kat train --app {name} --help # every config key, its default and help
+```
+
+- `{name}/app.py`: the app. It trains on generated data until the preset names a CSV
+  (`data.path`, `data.label_column`); replace `build_data` and `build_model` with the real task.
+- `{name}/presets/`: configs found by name (`kat train --preset NAME`); add more beside it.
+- `tests/test_{name}.py`: uses `training.testing`, the helpers keras-app-templates' own tests use.
+"""
 
 
 def _class_name(name):
     return "".join(part.capitalize() for part in name.split("_")) + "App"
 
 
+def _checked(name):
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
+        raise ConfigError(f"App name {name!r} must be a lowercase Python identifier, e.g. my_task")
+
+
+def is_project(root):
+    """Does `root` hold a project that declares apps in its setup.cfg (a clone of this one)?"""
+    setup_cfg = Path(root) / "setup.cfg"
+    return setup_cfg.is_file() and f"{ENTRY_POINT_GROUP} =" in setup_cfg.read_text()
+
+
 def _entry_point(setup_cfg, name):
     """setup.cfg's lines with app `name` added to the entry-point group, or a ConfigError."""
-    if not setup_cfg.is_file():
-        raise ConfigError(f"No setup.cfg in {setup_cfg.parent}: apps are declared there, in the "
-                          f"entry-point group {ENTRY_POINT_GROUP}; run new-app in the project root")
     lines = setup_cfg.read_text().splitlines(keepends=True)
     group = [i for i, line in enumerate(lines) if line.strip() == f"{ENTRY_POINT_GROUP} ="]
-    if not group:
-        raise ConfigError(f"{setup_cfg} has no `{ENTRY_POINT_GROUP} =` group under "
-                          "[options.entry_points]; add it, then run new-app again")
     end = group[0] + 1
     while end < len(lines) and lines[end][:1].isspace() and lines[end].strip():
         if lines[end].split("=")[0].strip() == name:
@@ -196,24 +242,79 @@ def _entry_point(setup_cfg, name):
     return lines[:end] + [f"    {name} = apps.{name}:{_class_name(name)}\n"] + lines[end:]
 
 
+def _write(files, values):
+    for path, template in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(template.format(**values))
+
+
+def template_values(name):
+    from training import __version__
+
+    return {"name": name, "cls": _class_name(name), "title": name.replace("_", " ").capitalize(),
+            "distribution": name.replace("_", "-"), "version": __version__}
+
+
 def new_app(name, root="."):
-    """Write apps/NAME.py, configs/NAME.yaml and tests/test_NAME.py under `root` and declare
-    the app in `root`/setup.cfg. Nothing is written if any of it would overwrite a file."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
-        raise ConfigError(f"App name {name!r} must be a lowercase Python identifier, e.g. my_task")
+    """In a clone: write apps/NAME.py, presets/NAME.yaml and tests/test_NAME.py under `root`
+    and declare the app in `root`/setup.cfg. Nothing is written if any of it would overwrite
+    a file."""
+    _checked(name)
     root = Path(root)
+    if not is_project(root):
+        raise ConfigError(f"{root / 'setup.cfg'} does not declare apps ({ENTRY_POINT_GROUP}): "
+                          "run new-app in a clone of keras-app-templates, or write a package of "
+                          "your own with `new-app NAME --package DIR`")
     files = {
         root / "apps" / f"{name}.py": APP_TEMPLATE,
-        root / "configs" / f"{name}.yaml": CONFIG_TEMPLATE,
+        root / "presets" / f"{name}.yaml": CONFIG_TEMPLATE,
         root / "tests" / f"test_{name}.py": TEST_TEMPLATE,
     }
     existing = [str(p) for p in files if p.exists()]
     if existing:
         raise ConfigError(f"Not overwriting existing files: {', '.join(existing)}")
     setup_lines = _entry_point(root / "setup.cfg", name)
-    title = name.replace("_", " ").capitalize()
-    for path, template in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template.format(name=name, cls=_class_name(name), title=title))
+    _write(files, template_values(name))
     (root / "setup.cfg").write_text("".join(setup_lines))
     return list(files) + [root / "setup.cfg"]
+
+
+def _taken(name):
+    """Why `name` cannot be a new package's app and import name, or None."""
+    from training import registry
+
+    if name in registry.app_names():
+        return f"an app {name!r} is installed already; pick another name"
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        found = None
+    if found is not None:
+        return (f"a module {name!r} is importable already ({found.origin or 'a package'}), and the "
+                "package's own would clash with it; pick another name")
+    return None
+
+
+def new_package(name, directory):
+    """Write a standalone, installable package for app `name` into `directory` (new or empty):
+    pyproject.toml declaring the app and its presets, the app module, a preset, a README and a
+    test. Nothing is written into a directory that has anything in it."""
+    _checked(name)
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise ConfigError(f"{directory} exists and is not an empty directory; nothing was written. "
+                          "Choose a new directory for the package")
+    problem = _taken(name)
+    if problem:
+        raise ConfigError(f"new-app {name}: {problem}")
+    files = {
+        directory / "pyproject.toml": PYPROJECT_TEMPLATE,
+        directory / "README.md": README_TEMPLATE,
+        directory / name / "__init__.py": '"""{title}: a keras-app-templates app (app.py)."""\n',
+        directory / name / "app.py": APP_TEMPLATE,
+        directory / name / "presets" / "__init__.py": '"""The presets of {name}: one YAML config each."""\n',
+        directory / name / "presets" / f"{name}.yaml": CONFIG_TEMPLATE,
+        directory / "tests" / f"test_{name}.py": TEST_TEMPLATE,
+    }
+    _write(files, template_values(name))
+    return list(files)

@@ -1,5 +1,5 @@
 """The command line, `python -m training` or `kat`: train, tune, evaluate, export, generate,
-list, data, serve, predict, new-app. Each command's module declares its flags (`add`) beside
+list, presets, data, serve, predict, new-app. Each command's module declares its flags (`add`) beside
 its handler; `main` builds the parser from them and turns user errors into one line.
 
 Nothing is imported here that loads TensorFlow: `--help`, `list`, `train --app NAME --help`
@@ -14,13 +14,14 @@ from training.cli import quiet_tf
 
 quiet_tf.install()  # before anything below can import TensorFlow
 
+from training import __version__  # noqa: E402
 from training.cli import apps, data, finished_run, serving, train, tune  # noqa: E402
-from training.cli.text import KEYS_HINT, PROG, apps_text  # noqa: E402
+from training.cli.text import KEYS_HINT, PROG, apps_text, preset_as_config  # noqa: E402
 from training.errors import USER_ERRORS, Preempted  # noqa: E402
 
 # In the order `--help` lists them.
-COMMANDS = (train.add, tune.add, finished_run.add, apps.add_list, data.add, serving.add,
-            apps.add_new_app)
+COMMANDS = (train.add, tune.add, finished_run.add, apps.add_list, apps.add_presets, data.add,
+            serving.add, apps.add_new_app)
 
 
 def build_parser():
@@ -28,6 +29,7 @@ def build_parser():
         prog=PROG, description="Train, evaluate and export Keras application templates.",
         epilog="apps:\n" + apps_text("  ") + "\n\n" + KEYS_HINT,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"keras-app-templates {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
@@ -37,6 +39,7 @@ def build_parser():
 def main(argv=None):
     try:
         args = build_parser().parse_args(argv)  # the epilog lists the installed apps
+        preset_as_config(args)
         return args.handler(args) or 0
     except Preempted as e:
         print(f"preempted: {e}", file=sys.stderr)
