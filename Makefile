@@ -7,18 +7,19 @@ SERVING_INSTALLED := $(VENV)/.serving-installed
 BENCH_INSTALLED := $(VENV)/.bench-installed
 TORCH_INSTALLED := $(VENV)/.torch-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
-APP_CONFIG ?= configs/fashion_mnist_default.yaml
+PRESET ?= fashion_mnist_default
 ARGS ?=
 
-.PHONY: help setup data train-app train-multiworker test test-slow test-jax test-torch lint bench results export serve new-app clean
+.PHONY: help setup data train-app train-multiworker test test-slow test-jax test-torch test-installed lint bench results export serve new-app clean
 
 help:
-	@echo "make train-app   set up, then train, evaluate and export the default app ($(APP_CONFIG))"
+	@echo "make train-app   set up, then train, evaluate and export the default app (--preset $(PRESET))"
 	@echo "make train-multiworker   the default app on 2 localhost workers (1 epoch)"
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
 	@echo "make test-jax    the layers' and models' Keras contract tests under the JAX backend"
 	@echo "make test-torch  the apps that train under PyTorch: train, export, serve (installs torch)"
+	@echo "make test-installed   build the wheel, install it in a fresh venv, follow the README's library steps"
 	@echo "make lint        ruff over the whole tree (pyproject.toml has its rules)"
 	@echo "make results     re-run every config of the README's results table (about 70 min) -> README"
 	@echo "make bench       every benchmark in benchmarks/ (about an hour) -> benchmarks/RESULTS.md"
@@ -63,15 +64,15 @@ data:
 	fi
 
 train-app: setup
-	$(PY) -m training train --config $(APP_CONFIG) $(ARGS)
+	$(PY) -m training train --preset $(PRESET) $(ARGS)
 
 # Two workers on this machine (MultiWorkerMirroredStrategy over localhost): the same
 # command on each, with its --task-index; worker 0 is the chief and writes the run.
 MW_PORTS = $(shell $(PYTHON) -c "import socket as s;a=[s.socket() for _ in '12'];[x.bind(('localhost',0)) for x in a];print(','.join('localhost:%d' % x.getsockname()[1] for x in a))")
 train-multiworker: setup
 	@workers="$(MW_PORTS)"; echo "workers: $$workers"; \
-	$(PY) -m training train --config $(APP_CONFIG) --set epochs=1 $(ARGS) --workers $$workers --task-index 1 > multiworker-1.log 2>&1 & \
-	$(PY) -m training train --config $(APP_CONFIG) --set epochs=1 $(ARGS) --workers $$workers --task-index 0; \
+	$(PY) -m training train --preset $(PRESET) --set epochs=1 $(ARGS) --workers $$workers --task-index 1 > multiworker-1.log 2>&1 & \
+	$(PY) -m training train --preset $(PRESET) --set epochs=1 $(ARGS) --workers $$workers --task-index 0; \
 	status=$$?; wait $$! || status=1; echo "worker 1's output: multiworker-1.log"; exit $$status
 
 # Worker processes for the fast suite (pytest-xdist); 1 runs it in this process.
@@ -94,6 +95,11 @@ test-jax: setup
 # The PyTorch job: the tests marked `torch` (each trains and exports in a KERAS_BACKEND=torch process).
 test-torch: setup $(TORCH_INSTALLED)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) -m torch $(ARGS)
+
+# The package as users install it: sdist and wheel (twine check), then the README's "Use it as a
+# library" commands in a fresh virtual environment outside the checkout, timed.
+test-installed: $(INSTALLED)
+	.ci/installed_path
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
