@@ -45,6 +45,8 @@ def test_a_preset_loads_as_its_file_does_and_bad_names_list_the_presets(cli, tmp
     assert "fashion_mnist_resnet_small" in unknown.stderr  # the installed ones are listed
     both = cli("train", "--preset", "fashion_mnist_default", "--config", "x.yaml")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    space = cli("train", "--preset", "tune_fashion_mnist")
+    assert space.returncode == 2 and "Preset tune_fashion_mnist is a search space" in space.stderr
     assert space_file("tune_fashion_mnist") == str(ROOT / "presets" / "tune_fashion_mnist.yaml")
     assert space_file("my_space.yaml") == "my_space.yaml"
 
@@ -76,10 +78,12 @@ def test_plugin_presets_are_listed_and_a_clash_or_a_missing_class_is_one_clear_l
     ok, clash, broken = (tmp_path / d for d in ("ok", "clash", "broken"))
     _plugin(ok, "extra-presets", "[keras_app_templates.presets]\nextra = extra_presets\n",
             {"extra_presets/__init__.py": "", "extra_presets/extra_small.yaml":
-             "app: image_classification\nmodel:\n  width_multiplier: 0.25\n"})
+             "app: image_classification\nmodel:\n  width_multiplier: 0.25\n",
+             "extra_presets/extra_typo.yaml": "app: image_classification\nmodel: [unclosed\n"})
     listed = _kat(["presets"], ok)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "extra_small" in listed.stdout and "width_multiplier=0.25: not measured" in listed.stdout
+    assert "extra_typo" in listed.stdout and "(broken)" in listed.stdout and "not valid YAML" in listed.stdout
     printed = _kat(["train", "--preset", "extra_small", "--print-config"], ok)
     assert yaml.safe_load(printed.stdout)["model"]["width_multiplier"] == 0.25
 

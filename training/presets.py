@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
-import yaml
-
+from training.config.files import read_yaml
 from training.errors import ConfigError
 
 ENTRY_POINT_GROUP = "keras_app_templates.presets"
@@ -35,13 +34,21 @@ class Preset:
     measured: dict | None  # its row of the folder's measured.json, if any
 
     def values(self):
-        with open(self.path, encoding="utf-8") as f:
-            return yaml.safe_load(f) or {}
+        """The file's mapping, read as --config reads it (ConfigError if it is not one)."""
+        values = read_yaml(self.path)
+        if not isinstance(values, dict):
+            raise ConfigError(f"Preset {self.name} ({self.path}) is not a mapping of config keys")
+        return values
+
+    def is_search_space(self):
+        """A `tune --space` file (dotted keys and their ranges), not a config to train."""
+        values = self.values()
+        return "app" not in values and any("." in str(key) for key in values)
 
     def line(self):
         """One line: name, app, model, and what was measured (or that nothing was)."""
         values = self.values()
-        if "app" not in values:  # a search space: dotted keys and their ranges
+        if self.is_search_space():
             return f"{self.name:34s} {'(kat tune --space)':24s} search space over {len(values)} keys"
         if self.measured:
             m = self.measured
@@ -50,7 +57,7 @@ class Preset:
         else:
             model = ", ".join(f"{k}={v}" for k, v in (values.get("model") or {}).items())
             what = f"{model or 'the app default model'}: not measured"
-        return f"{self.name:34s} {values['app']:24s} {what}"
+        return f"{self.name:34s} {values.get('app', '(--app NAME)'):24s} {what}"
 
 
 def minutes(seconds):

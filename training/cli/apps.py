@@ -2,6 +2,7 @@
 `new-app`."""
 
 from training.cli.text import PROG, apps_text
+from training.errors import ConfigError
 
 
 def add_list(sub):
@@ -28,8 +29,11 @@ def run_presets(args):
         print(f"# preset {preset.name} of {preset.package}: {preset.path}\n# {preset.line()}")
         print(preset.path.read_text(encoding="utf-8"), end="")
         return 0
-    for preset in presets.installed().values():
-        print(preset.line())
+    for name, preset in presets.installed().items():
+        try:
+            print(preset.line())
+        except ConfigError as e:  # one broken file does not hide the others
+            print(f"{name:34s} (broken) {e}")
     print(f"\nrun one: {PROG} train --preset NAME [--set KEY=VALUE ...]; its file: {PROG} presets NAME")
     return 0
 

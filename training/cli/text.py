@@ -64,4 +64,8 @@ def preset_as_config(args):
     if getattr(args, "preset", None):
         from training import presets
 
-        args.config = str(presets.get(args.preset).path)
+        preset = presets.get(args.preset)
+        if preset.is_search_space():
+            raise ConfigError(f"Preset {preset.name} is a search space, not a config: `{PROG} tune "
+                              f"--preset CONFIG --space {preset.name}` searches it")
+        args.config = str(preset.path)
