@@ -93,8 +93,8 @@ def _unknown(name, declared):
     if not declared:
         return (f"Unknown app {name!r}: no apps are installed in this Python environment. "
                 "Install the project first: `make setup` (or `pip install -e .`)")
-    return (f"Unknown app {name!r}. Installed apps: {', '.join(declared)}. A new app is "
-            f"declared under {ENTRY_POINT_GROUP} in setup.cfg, then `pip install -e .`")
+    return (f"Unknown app {name!r}. Installed apps: {', '.join(declared)}. New ones: "
+            f"`kat new-app NAME` (declared under {ENTRY_POINT_GROUP}), then `pip install -e` it")
 
 
 def _package(ep):
