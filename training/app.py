@@ -141,6 +141,12 @@ class App:
         """Label names for classification tasks (enables the confusion matrix), else None."""
         return None
 
+    def example_names(self, split: str) -> Optional[List[str]]:
+        """What tells a person which example each of `split`'s is, in build_data's order: the
+        image files' paths, the texts (mistakes.csv names the misclassified ones by it); None:
+        their index in the split does."""
+        return None
+
     def describe_data(self) -> str:
         """What the run reads, in a few words, for the line that starts it (the example counts
         follow). Default: the class count and names, if any."""

@@ -1,5 +1,5 @@
-"""PNG figures of a run: training curves, the confusion matrix, image reconstructions and a
-search's trials."""
+"""PNG figures of a run: training curves, the confusion matrix, the worst mistakes, the
+reliability diagram, image reconstructions and a search's trials."""
 
 import matplotlib
 
@@ -81,6 +81,52 @@ def confusion_matrix(matrix, class_names, path):
                         color="white" if rates[i, j] > 0.5 else "black")
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
     ax.set_title(f"test accuracy {accuracy:.4f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def short(name, characters=18):
+    """`name` cut to `characters`, with an ellipsis where cut."""
+    return name if len(name) <= characters else name[:characters - 1] + "…"
+
+
+def mistakes(images, titles, path):
+    """The misclassified images (uint8 HxWxC), most confident first, each titled
+    "true -> predicted (p)", five to a row."""
+    columns = min(5, len(images))
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title, fontsize=8)
+    fig.suptitle("test images misclassified with the highest confidence (true -> predicted)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def reliability_diagram(calibration, path):
+    """Accuracy against confidence per confidence bin (a calibrated model lies on the diagonal),
+    above how many test examples each bin holds."""
+    bins = [b for b in calibration["bins"] if b["examples"]]
+    width = calibration["bins"][0]["high"] - calibration["bins"][0]["low"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    top.plot([0, 1], [0, 1], linestyle="--", color="gray", label="calibrated")
+    top.bar([b["low"] for b in bins], [b["accuracy"] for b in bins], width=width, align="edge",
+            edgecolor="black", alpha=0.7, label="accuracy")
+    top.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="tab:red",
+             label="mean confidence")
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+            title=f"expected calibration error {calibration['ece']:.4f}")
+    top.legend(loc="lower right")
+    bottom.bar([b["low"] for b in bins], [b["examples"] for b in bins], width=width, align="edge",
+               color="tab:gray")
+    bottom.set(xlabel="confidence (probability of the predicted class)", ylabel="examples")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -139,6 +139,18 @@ class RunDir:
     def confusion_matrix(self):
         return self.path / "confusion_matrix.png"
 
+    @property
+    def mistakes_csv(self):
+        return self.path / "mistakes.csv"
+
+    @property
+    def mistakes_png(self):
+        return self.path / "mistakes.png"
+
+    @property
+    def calibration(self):
+        return self.path / "calibration.png"
+
     def is_finished(self):
         return self.metrics.exists()
 

@@ -40,6 +40,11 @@ class ImageClassification(App):
     def fits_in_memory(self, split):
         return self.source.fits_in_memory(split)
 
+    def example_names(self, split):
+        """Image files' paths (IDX and TFDS images: their index)."""
+        names = getattr(self.source, "names", None)
+        return names(split) if names else None
+
     def build_model(self):
         m = self.config.model
         return build_classifier(m.arch, self.info.shape, self.info.num_classes,

@@ -208,11 +208,19 @@ class FolderImages:
             raise DataError(f"Fewer than two classes of {self.data_dir} have a readable training "
                             f"image (none in: {', '.join(empty)})")
 
-    def dataset(self, split):
-        """Unbatched (uint8 image HxWxC, int64 label) examples read from disk, or None if empty."""
+    def _files(self, split):
+        """(path, label) of `split`'s readable files, in the dataset's order."""
         if self._good is None:
             self._check_all()
-        files = self._good[split][:self.limit] if self.limit else self._good[split]
+        return self._good[split][:self.limit] if self.limit else self._good[split]
+
+    def names(self, split):
+        """The paths of `split`'s examples, in the dataset's order."""
+        return [path for path, _ in self._files(split)]
+
+    def dataset(self, split):
+        """Unbatched (uint8 image HxWxC, int64 label) examples read from disk, or None if empty."""
+        files = self._files(split)
         if not files:
             return None
         paths, labels = zip(*files)

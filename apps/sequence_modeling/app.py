@@ -34,6 +34,9 @@ class SequenceModeling(App):
     def class_names(self):
         return self.task.class_names()
 
+    def example_names(self, split):
+        return self.task.example_names(split)
+
     def serving_signature(self, model):
         return self.task.serving_signature(model)
 

@@ -19,6 +19,8 @@ from training.app import classification_signature
 from training.datasets import tfds_info, tfds_labelled
 from training.errors import DataError
 
+TEXT_SHOWN = 80  # characters of a text in mistakes.csv
+
 
 class Classification(Task):
     def __init__(self, config):
@@ -51,6 +53,13 @@ class Classification(Task):
                                            d.test_split) if d.path else
                            texts.text_folders(d.dir, d.validation_split, d.test_split, d.classes))
         return self._texts
+
+    def example_names(self, split):
+        """Your own texts' first TEXT_SHOWN characters, on one line (TFDS texts: their index)."""
+        if not self.own_texts:
+            return None
+        shown = self.labelled_texts.splits[split][0][:self.config.data.limit]
+        return [" ".join(text.split())[:TEXT_SHOWN] for text in shown]
 
     def build_data(self, split):
         d = self.config.data

@@ -23,6 +23,9 @@ class Task:
     def class_names(self):
         return None
 
+    def example_names(self, split):
+        return None
+
     def report(self, model, test_data, run_dir):
         return {}
 

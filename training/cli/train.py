@@ -96,6 +96,8 @@ def print_results(metrics):
                  f"{baseline['class']!r})")
     if test:
         print(f"\nTest on {metrics['test_examples']:,} examples: {test}")
+    if metrics.get("per_class"):
+        print(per_class_table(metrics))
     extra = report_scalars(metrics)
     if extra:
         print("Reported: " + ", ".join(f"{k} {v:.4g}" for k, v in extra.items()))
@@ -108,3 +110,28 @@ def print_results(metrics):
         print(f"Exported SavedModel: {metrics['export']}")
     for warning in metrics.get("warnings", []):
         print(warning)
+
+
+SHOWN_CLASS_ROWS = 20
+
+
+def per_class_table(metrics):
+    """The test split's per-class figures, weakest F1 first (at most SHOWN_CLASS_ROWS rows),
+    then the averages, balanced accuracy and calibration."""
+    rows = sorted(metrics["per_class"].items(), key=lambda item: (item[1]["f1"], item[0]))
+    width = min(max(12, *(len(name) for name, _ in rows)), 28)
+    lines = [f"Per class on the test split, weakest F1 first:\n  {'class':{width}s}  precision  recall"
+             "     f1  support"]
+    for name, r in rows[:SHOWN_CLASS_ROWS]:
+        shown = name if len(name) <= width else name[:width - 1] + "\u2026"
+        lines.append(f"  {shown:{width}s}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}  "
+                     f"{r['support']:7,d}")
+    if len(rows) > SHOWN_CLASS_ROWS:
+        lines.append(f"  ... {len(rows) - SHOWN_CLASS_ROWS} more in metrics.json (per_class)")
+    for label, key in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
+        a = metrics[key]
+        lines.append(f"  {label:{width}s}  {a['precision']:9.3f}  {a['recall']:6.3f}  {a['f1']:5.3f}")
+    lines.append(f"  balanced accuracy {metrics['balanced_accuracy']:.4f}; expected calibration error "
+                 f"{metrics['calibration']['ece']:.4f} (calibration.png); {metrics.get('mistakes', 0):,} "
+                 "mistakes, the most confident first in mistakes.csv")
+    return "\n".join(lines)

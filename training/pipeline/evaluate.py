@@ -6,13 +6,15 @@ import tensorflow as tf
 from training.errors import ConfigError
 from training.export import artifacts
 from training.pipeline import inputs
+from training.pipeline.report import classification_figures
 from training.run_dir import load_run
 
 
 def evaluate(run_dir, overrides=(), artifact=None):
     """Test metrics of a finished run's saved model, or of `artifact` exported from it (a
     SavedModel version dir or a .tflite file), scored by the run's loss and metrics, with
-    `examples`: how many test examples were scored."""
+    `examples`: how many test examples were scored; a classifier's own evaluation adds the
+    confusion matrix, per-class figures and calibration, as metrics.json has them."""
     config, app, model = load_run(run_dir, overrides)
     loaded = None
     if artifact is not None:
@@ -24,7 +26,8 @@ def evaluate(run_dir, overrides=(), artifact=None):
         raise ConfigError(f"App {config.app} has no test split to evaluate")
     if loaded is None:
         scores = model.evaluate(test_ds, return_dict=True, verbose=0)
-        return {**{k: float(v) for k, v in scores.items()}, "examples": examples}
+        figures = classification_figures(app, model, test_ds) if app.class_names() else {}
+        return {**{k: float(v) for k, v in scores.items()}, "examples": examples, **figures}
     if isinstance(loaded, artifacts.LiteRTModel):
         output = loaded.output_names[0]  # the model's own output, as Keras exported it
     else:

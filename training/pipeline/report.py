@@ -1,15 +1,14 @@
-"""The end of a run: its figures (training curves, confusion matrix, the app's own), the
-majority-class baseline and its warnings, and which metrics.json keys are the app's."""
+"""The end of a run: its figures (training curves, confusion matrix, the worst mistakes,
+calibration, the app's own), the per-class figures, the majority-class baseline and its
+warnings, and which metrics.json keys are the app's."""
 
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from training import plots
 from training.errors import described
-from training.pipeline import baselines
+from training.pipeline import baselines, diagnostics
 from training.pipeline import history as run_history
 
 # metrics.json's keys that the pipeline writes; the others are the app's report's.
@@ -17,7 +16,8 @@ PIPELINE_KEYS = frozenset({
     "app", "test", "epochs_completed", "train_seconds", "pretrain_seconds",
     "train_examples_per_sec", "train_examples", "validation_examples", "test_examples",
     "global_batch_size", "replicas", "strategy", "backend", "precision", "params", "class_names",
-    "confusion_matrix", "baseline", "warnings", "export", "run_dir"})
+    "confusion_matrix", "baseline", "warnings", "export", "run_dir", "per_class", "macro_avg",
+    "weighted_avg", "balanced_accuracy", "calibration", "mistakes"})
 
 
 def report_scalars(metrics):
@@ -37,18 +37,28 @@ def draw(plot, path, *args):
         return None
 
 
-def _confusion(model, dataset, num_classes):
-    """Counts of (true, predicted) class over `dataset`. Under TensorFlow the model runs as one
-    traced function: called batch by batch it ran op by op, which took longer than training on
-    small data. (Not Keras' predict: under tf.distribute it splits or shards the batches.)"""
-    forward = lambda x: model(x, training=False)  # noqa: E731
-    if keras.backend.backend() == "tensorflow":
-        forward = tf.function(forward, reduce_retracing=True, autograph=False)
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    for features, labels in dataset:
-        predicted = np.argmax(keras.ops.convert_to_numpy(forward(features)), axis=-1)
-        np.add.at(matrix, (np.asarray(labels).reshape(-1), predicted.reshape(-1)), 1)
-    return matrix
+def classification_figures(app, model, test_ds, run_dir=None):
+    """One pass of `model` over the batched test split: metrics.json's confusion matrix,
+    per-class figures and calibration; with `run_dir` (a RunDir), also mistakes.csv,
+    mistakes.png (image apps) and calibration.png."""
+    names = list(app.class_names())
+    predictions = diagnostics.predict(model, test_ds)
+    matrix = predictions.confusion(len(names))
+    calibration = diagnostics.calibration(predictions)
+    figures = {"confusion_matrix": matrix.tolist(), **diagnostics.per_class(matrix, names),
+               "calibration": calibration}
+    if run_dir is None:
+        return figures
+    examples = app.example_names("test")
+    figures["mistakes"] = diagnostics.write_mistakes_csv(predictions, names, run_dir.mistakes_csv, examples)
+    draw(plots.reliability_diagram, run_dir.calibration, calibration)
+    if predictions.worst_images:
+        worst = sorted(predictions.worst_images, key=lambda i: -predictions.confidence[i])
+        titles = [f"{plots.short(names[predictions.true[i]])} -> "
+                  f"{plots.short(names[predictions.predicted[i]])} ({predictions.confidence[i]:.2f})"
+                  for i in worst]
+        draw(plots.mistakes, run_dir.mistakes_png, [predictions.worst_images[i] for i in worst], titles)
+    return figures
 
 
 def write_report(app, model, history, test_ds, run_dir):
@@ -60,9 +70,9 @@ def write_report(app, model, history, test_ds, run_dir):
     if names:
         extra["class_names"] = list(names)
     if names and test_ds is not None:
-        matrix = _confusion(model, test_ds, len(names))
+        extra.update(classification_figures(app, model, test_ds, run_dir))
+        matrix = np.array(extra["confusion_matrix"])
         draw(plots.confusion_matrix, run_dir.confusion_matrix, matrix, names)
-        extra["confusion_matrix"] = matrix.tolist()
         extra["baseline"] = {"test": baselines.majority(matrix.sum(axis=1), names)}
     try:
         extra.update(app.report(model, test_ds, run_dir.path) or {})

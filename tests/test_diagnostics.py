@@ -1,0 +1,88 @@
+"""Where a classifier fails: per-class figures against scikit-learn's, the calibration error of
+hand-made predictions, the worst mistakes kept in one pass, and what a run prints and writes."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.metrics import balanced_accuracy_score, precision_recall_fscore_support
+
+from training.cli.train import SHOWN_CLASS_ROWS, per_class_table
+from training.pipeline import diagnostics
+
+
+def test_per_class_figures_are_scikit_learns_with_a_class_never_predicted_and_one_absent():
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 4, 500)  # class 4 never occurs in the test split
+    predicted = np.where(rng.random(500) < 0.6, true, rng.integers(0, 5, 500))
+    predicted[predicted == 2] = 1  # class 2 is never predicted
+    names = ["a", "b", "c", "d", "e"]
+    matrix = diagnostics.Predictions(true, predicted, np.ones(500, np.float32)).confusion(5)
+    got = diagnostics.per_class(matrix, names)
+    p, r, f, s = precision_recall_fscore_support(true, predicted, labels=range(5), zero_division=0)
+    for i, name in enumerate(names):
+        assert got["per_class"][name] == pytest.approx(
+            {"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]})
+    present = [0, 1, 2, 3]  # the averages are over the classes the test split has
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(true, predicted, labels=present, average=average,
+                                                     zero_division=0)
+        assert got[f"{average}_avg"] == pytest.approx({"precision": p, "recall": r, "f1": f})
+    assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(true, predicted))
+
+
+def test_expected_calibration_error_of_hand_made_predictions():
+    # 10 examples at confidence 0.95, 8 of them right; 10 at 0.55, 5 right.
+    confidence = np.array([0.95] * 10 + [0.55] * 10, np.float32)
+    true = np.zeros(20, np.int64)
+    predicted = np.array([0] * 8 + [1] * 2 + [0] * 5 + [1] * 5)
+    result = diagnostics.calibration(diagnostics.Predictions(true, predicted, confidence), bins=10)
+    assert result["ece"] == pytest.approx(0.5 * abs(0.8 - 0.95) + 0.5 * abs(0.5 - 0.55), abs=1e-6)
+    filled = [b for b in result["bins"] if b["examples"]]
+    assert [(b["low"], b["examples"], b["accuracy"]) for b in filled] == [
+        (pytest.approx(0.5), 10, 0.5), (pytest.approx(0.9), 10, 0.8)]
+
+
+def test_one_pass_keeps_the_images_of_the_most_confident_mistakes_only():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (90, 6, 6, 1), dtype=np.uint8)
+    labels = rng.integers(0, 3, 90)
+    model = keras.Sequential([keras.Input((6, 6, 1), dtype="uint8"), keras.layers.Rescaling(1 / 255),
+                              keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+    predictions = diagnostics.predict(model, ds)
+    probabilities = model.predict(images, verbose=0)
+    np.testing.assert_array_equal(predictions.predicted, probabilities.argmax(-1))
+    np.testing.assert_allclose(predictions.confidence, probabilities.max(-1), rtol=1e-5)
+    worst = predictions.mistakes()
+    assert len(worst) > diagnostics.SHOWN_MISTAKES
+    assert sorted(predictions.worst_images) == sorted(worst[:diagnostics.SHOWN_MISTAKES])
+    for index, image in predictions.worst_images.items():
+        np.testing.assert_array_equal(image, images[index])
+
+
+def test_a_run_writes_and_prints_the_per_class_figures_weakest_first(finished_run, cli):
+    run = finished_run["run"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert list(metrics["per_class"]) == metrics["class_names"]
+    matrix = np.array(metrics["confusion_matrix"])
+    assert [v["support"] for v in metrics["per_class"].values()] == matrix.sum(axis=1).tolist()
+    assert 0 <= metrics["calibration"]["ece"] <= 1 and len(metrics["calibration"]["bins"]) == 15
+    for figure in ("calibration.png", "mistakes.png", "mistakes.csv"):
+        assert (run / figure).stat().st_size > 0
+    evaluated = cli("evaluate", "--run", str(run))
+    assert evaluated.returncode == 0, evaluated.stderr
+    again = json.loads(evaluated.stdout)  # the same model on the same test split
+    assert again["confusion_matrix"] == metrics["confusion_matrix"]
+    assert again["per_class"] == metrics["per_class"]  # from equal confusion counts
+    assert again["calibration"]["ece"] == pytest.approx(metrics["calibration"]["ece"], abs=1e-6)
+    table = per_class_table(metrics).splitlines()
+    f1 = [float(line.split()[-2]) for line in table[2:2 + len(metrics["class_names"])]]
+    assert f1 == sorted(f1)  # weakest first
+    many = {**metrics, "per_class": {f"class {i}": {"precision": 0.5, "recall": 0.5, "f1": i / 100,
+                                                    "support": 3} for i in range(35)}}
+    shown = per_class_table(many).splitlines()
+    assert len(shown) == 2 + SHOWN_CLASS_ROWS + 4
+    assert shown[2].split()[:2] == ["class", "0"] and f"... {35 - SHOWN_CLASS_ROWS} more" in shown[-4]
