@@ -2,15 +2,19 @@
 hand-made predictions, the worst mistakes kept in one pass, and what a run prints and writes."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import fashion_train
+from PIL import Image
 from sklearn.metrics import balanced_accuracy_score, precision_recall_fscore_support
 
 from training.cli.train import SHOWN_CLASS_ROWS, per_class_table
-from training.pipeline import diagnostics
+from training.errors import ConfigError
+from training.pipeline import diagnostics, gradcam
 
 
 def test_per_class_figures_are_scikit_learns_with_a_class_never_predicted_and_one_absent():
@@ -86,3 +90,64 @@ def test_a_run_writes_and_prints_the_per_class_figures_weakest_first(finished_ru
     shown = per_class_table(many).splitlines()
     assert len(shown) == 2 + SHOWN_CLASS_ROWS + 4
     assert shown[2].split()[:2] == ["class", "0"] and f"... {35 - SHOWN_CLASS_ROWS} more" in shown[-4]
+
+
+def _patch_detector():
+    """A conv net whose class 0 score grows with bright 3x3 patches anywhere (class 1's falls)."""
+    inputs = keras.Input((16, 16, 1), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(1, 3, padding="same", activation="relu", name="conv",
+                            kernel_initializer="ones", bias_initializer=keras.initializers.Constant(-4.0))(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.Constant(
+        [[20.0, -20.0]]), bias_initializer="zeros")(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("where", [(3, 4), (11, 12)])
+def test_gradcam_peaks_where_the_only_signal_is(where):
+    image = np.zeros((1, 16, 16, 1), np.uint8)
+    image[0, where[0] - 1:where[0] + 2, where[1] - 1:where[1] + 2] = 255  # one bright 3x3 patch
+    maps, probabilities = gradcam.heatmaps(_patch_detector(), image)
+    assert probabilities.argmax() == 0 and maps.shape == (1, 16, 16)
+    assert np.unravel_index(maps[0].argmax(), maps[0].shape) == where
+    assert maps[0].max() == pytest.approx(1.0)
+    far = np.add.outer((np.arange(16) - where[0]) ** 2, (np.arange(16) - where[1]) ** 2) > 5 ** 2
+    assert maps[0][far].max() < 0.05  # nothing far from the patch
+
+
+def test_gradcam_finds_a_nested_backbones_map_and_refuses_models_without_one():
+    backbone = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, strides=2),
+                                 keras.layers.Conv2D(8, 3)], name="backbone")
+    inputs = keras.Input((16, 16, 3))
+    nested = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(backbone(inputs))))
+    assert gradcam.feature_map_layer(nested).name == "backbone"
+    maps, _ = gradcam.heatmaps(nested, np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32"))
+    assert maps.shape == (2, 16, 16) and np.isfinite(maps).all()
+    dense_only = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Rescaling(1 / 255),
+                                   keras.layers.Flatten(), keras.layers.Dense(2)])
+    with pytest.raises(ConfigError, match="has no convolutional feature map"):
+        gradcam.feature_map_layer(dense_only)
+    rows = keras.Sequential([keras.Input((28, 28)), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    with pytest.raises(ConfigError, match=r"Grad-CAM explains image models; .* takes \[\(28, 28\)\]"):
+        gradcam.feature_map_layer(rows)
+
+
+def test_kat_explain_writes_the_figure_and_bad_files_are_one_line(finished_run, cli, tmp_path):
+    run = str(finished_run["run"])
+    images, _ = fashion_train()
+    for i in range(2):
+        Image.fromarray(images[i][..., 0]).save(tmp_path / f"item{i}.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    out = tmp_path / "cam.png"
+    result = cli("explain", "--run", run, str(tmp_path / "item0.png"), str(tmp_path / "item1.png"),
+                 "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{tmp_path / 'item0.png'}: ") and lines[-1] == f"Grad-CAM: {out}"
+    assert Image.open(out).size[0] > 200
+    assert (Path(run) / "gradcam.png").stat().st_size > 0  # the run drew its own
+    bad = cli("explain", "--run", run, str(tmp_path / "notes.png"))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "notes.png is not a readable image" in bad.stderr

@@ -110,6 +110,24 @@ def mistakes(images, titles, path):
     return path
 
 
+def gradcam(images, maps, titles, path):
+    """Each image (uint8 HxWxC) under its Grad-CAM map (0-1, jet, half transparent), titled."""
+    columns = min(4, len(images))
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.0 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, heat, title in zip(axes.flat, images, maps, titles):
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+        ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+    fig.suptitle("Grad-CAM: where the predicted class's score comes from (red: most)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def reliability_diagram(calibration, path):
     """Accuracy against confidence per confidence bin (a calibrated model lies on the diagonal),
     above how many test examples each bin holds."""

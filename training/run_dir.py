@@ -148,6 +148,10 @@ class RunDir:
         return self.path / "mistakes.png"
 
     @property
+    def gradcam(self):
+        return self.path / "gradcam.png"
+
+    @property
     def calibration(self):
         return self.path / "calibration.png"
 

@@ -1,4 +1,4 @@
-"""The commands on a finished run directory: `evaluate`, `export`, `generate`."""
+"""The commands on a finished run directory: `evaluate`, `export`, `generate`, `explain`."""
 
 import json
 import sys
@@ -35,6 +35,14 @@ def add(sub):
                         help="with --quantize int8: one weight scale per tensor, not per output "
                              "channel: smaller files (mobilenet_small: a fifth smaller)")
 
+    explain = sub.add_parser("explain", help="Grad-CAM of an image run's model on image files: "
+                             "where each predicted class's score comes from")
+    explain.set_defaults(handler=run_explain)
+    explain.add_argument("--run", required=True, help="run directory of an image model")
+    explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    explain.add_argument("--out", default="gradcam.png", help="the figure to write (default: "
+                         "gradcam.png)")
+
     generate = sub.add_parser("generate", help="sample text from a language-model run")
     generate.set_defaults(handler=run_generate)
     generate.add_argument("--run", required=True, help="run directory of a sequence_modeling "
@@ -58,6 +66,15 @@ def run_export(args):
 
     print(export_run(args.run, args.name, args.export_dir, args.format, args.quantize,
                      args.int8_io, args.per_tensor))
+    return 0
+
+
+def run_explain(args):
+    from training.export.predict import explain  # imports TensorFlow
+
+    for line in explain(args.run, args.images, args.out):
+        print(line)
+    print(f"Grad-CAM: {args.out}")
     return 0
 
 

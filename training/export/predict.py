@@ -132,3 +132,36 @@ def as_text(results, class_names, top=3):
                                f"{k} {np.round(v, 4).tolist()}" for k, v in result.items() if k != "input")
         lines.append(f"{result['input']}: {answer}")
     return "\n".join(lines)
+
+
+def explain(run_dir, files, out):
+    """Grad-CAM of the run's model on image `files`, drawn into `out` (a PNG); returns a line
+    per file: its predicted class and probability. A run whose model takes no images, has no
+    convolutional feature map, or a file that is not an image: one ConfigError or DataError."""
+    from training import plots
+    from training.pipeline import gradcam
+    from training.run_dir import load_run
+
+    _, app, model = load_run(run_dir)
+    parts = gradcam.split(model)  # the model's own error when it is not an image model
+    dims = list(model.inputs[0].shape)
+    max_pixels = getattr(app.config.data, "max_image_pixels", DEFAULT_MAX_PIXELS)
+    images = []
+    for name in files:
+        try:
+            data = Path(name).read_bytes()
+        except OSError as e:
+            raise DataError(f"{name} cannot be read ({e.strerror or e})") from None
+        try:
+            images.append(decode_pixels(data, [None, *dims[1:]], np.uint8, name, max_pixels,
+                                        "data.max_image_pixels"))
+        except ValueError as e:
+            raise DataError(str(e)) from None
+    maps, probabilities = gradcam.heatmaps(model, np.stack(images), parts=parts)
+    names = app.class_names() or [str(i) for i in range(probabilities.shape[-1])]
+    predicted = probabilities.argmax(-1)
+    lines = [f"{name}: {names[c]} ({p[c]:.2f})" for name, c, p in zip(files, predicted, probabilities)]
+    titles = [f"{plots.short(Path(name).name)}: {plots.short(names[c])} ({p[c]:.2f})"
+              for name, c, p in zip(files, predicted, probabilities)]
+    plots.gradcam(images, maps, titles, out)
+    return lines

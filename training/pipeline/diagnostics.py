@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 SHOWN_MISTAKES = 25  # images in mistakes.png
+EXPLAINED = 4  # correct and as many wrong test images in gradcam.png
 CSV_MISTAKES = 10_000  # rows of mistakes.csv at most, the most confident first
 CALIBRATION_BINS = 15  # equal-width confidence bins, as Guo et al. (2017) measure ECE
 
@@ -24,11 +25,13 @@ CALIBRATION_BINS = 15  # equal-width confidence bins, as Guo et al. (2017) measu
 @dataclass
 class Predictions:
     """Per test example: true class, predicted class and the predicted class's probability;
-    and the images of the SHOWN_MISTAKES most confident mistakes ({index: HxWxC array})."""
+    and, for images, those of the SHOWN_MISTAKES most confident mistakes and of the first
+    EXPLAINED correct predictions ({index: HxWxC array})."""
     true: np.ndarray
     predicted: np.ndarray
     confidence: np.ndarray
     worst_images: dict = field(default_factory=dict)
+    correct_images: dict = field(default_factory=dict)
 
     def confusion(self, num_classes):
         matrix = np.zeros((num_classes, num_classes), np.int64)
@@ -54,6 +57,7 @@ def predict(model, dataset):
     if keras.backend.backend() == "tensorflow":
         forward = tf.function(forward, reduce_retracing=True, autograph=False)
     true, predicted, confidence, worst = [], [], [], []  # worst: a min-heap of (confidence, index, image)
+    correct = {}
     seen = 0
     for features, labels in dataset:
         probabilities = keras.ops.convert_to_numpy(forward(features))
@@ -66,13 +70,15 @@ def predict(model, dataset):
                 if len(worst) < SHOWN_MISTAKES or item > worst[0][:2]:
                     entry = (*item, np.asarray(features[i]))
                     (heapq.heappush if len(worst) < SHOWN_MISTAKES else heapq.heapreplace)(worst, entry)
+            for i in np.flatnonzero(batch_true == batch_predicted)[:EXPLAINED - len(correct)]:
+                correct[seen + int(i)] = np.asarray(features[i])
         true.append(batch_true)
         predicted.append(batch_predicted)
         confidence.append(batch_confidence)
         seen += len(batch_true)
     join = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype)  # noqa: E731
     return Predictions(join(true, np.int64), join(predicted, np.int64), join(confidence, np.float32),
-                       {index: image for _, index, image in worst})
+                       {index: image for _, index, image in worst}, correct)
 
 
 def per_class(matrix, class_names):

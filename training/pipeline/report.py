@@ -8,7 +8,7 @@ import numpy as np
 
 from training import plots
 from training.errors import described
-from training.pipeline import baselines, diagnostics
+from training.pipeline import baselines, diagnostics, gradcam
 from training.pipeline import history as run_history
 
 # metrics.json's keys that the pipeline writes; the others are the app's report's.
@@ -40,7 +40,8 @@ def draw(plot, path, *args):
 def classification_figures(app, model, test_ds, run_dir=None):
     """One pass of `model` over the batched test split: metrics.json's confusion matrix,
     per-class figures and calibration; with `run_dir` (a RunDir), also mistakes.csv,
-    mistakes.png (image apps) and calibration.png."""
+    calibration.png and, for image apps, mistakes.png and gradcam.png (a few right and the
+    most confident wrong test images)."""
     names = list(app.class_names())
     predictions = diagnostics.predict(model, test_ds)
     matrix = predictions.confusion(len(names))
@@ -52,13 +53,29 @@ def classification_figures(app, model, test_ds, run_dir=None):
     examples = app.example_names("test")
     figures["mistakes"] = diagnostics.write_mistakes_csv(predictions, names, run_dir.mistakes_csv, examples)
     draw(plots.reliability_diagram, run_dir.calibration, calibration)
-    if predictions.worst_images:
-        worst = sorted(predictions.worst_images, key=lambda i: -predictions.confidence[i])
-        titles = [f"{plots.short(names[predictions.true[i]])} -> "
-                  f"{plots.short(names[predictions.predicted[i]])} ({predictions.confidence[i]:.2f})"
-                  for i in worst]
-        draw(plots.mistakes, run_dir.mistakes_png, [predictions.worst_images[i] for i in worst], titles)
+    worst = sorted(predictions.worst_images, key=lambda i: -predictions.confidence[i])
+    if worst:
+        draw(plots.mistakes, run_dir.mistakes_png, [predictions.worst_images[i] for i in worst],
+             [_title(predictions, names, i) for i in worst])
+    explained = list(predictions.correct_images) + worst[:diagnostics.EXPLAINED]
+    if explained:
+        images = {**predictions.correct_images, **predictions.worst_images}
+        draw(_gradcam, run_dir.gradcam, model, [images[i] for i in explained],
+             [_title(predictions, names, i) for i in explained])
     return figures
+
+
+def _title(predictions, names, i):
+    """"Trouser (0.97)" for a right prediction, "Dress -> Trouser (0.28)" for a wrong one."""
+    true, predicted = predictions.true[i], predictions.predicted[i]
+    shown = plots.short(names[predicted]) if true == predicted else (
+        f"{plots.short(names[true])} -> {plots.short(names[predicted])}")
+    return f"{shown} ({predictions.confidence[i]:.2f})"
+
+
+def _gradcam(model, images, titles, path):
+    maps, _ = gradcam.heatmaps(model, np.stack(images))
+    return plots.gradcam(images, maps, titles, path)
 
 
 def write_report(app, model, history, test_ds, run_dir):
