@@ -10,13 +10,14 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 PRESET ?= fashion_mnist_default
 ARGS ?=
 
-.PHONY: help setup data train-app train-multiworker test test-slow test-jax test-torch test-installed lint bench results export serve new-app clean
+.PHONY: help setup data browser train-app train-multiworker test test-slow test-jax test-torch test-installed lint bench results export serve new-app clean
 
 help:
 	@echo "make train-app   set up, then train, evaluate and export the default app (--preset $(PRESET))"
 	@echo "make train-multiworker   the default app on 2 localhost workers (1 epoch)"
 	@echo "make test        set up, then run the fast test suite"
 	@echo "make test-slow   the long runs (full trainings)"
+	@echo "make browser     Debian's chromium, for the report page's browser test (CI runs it)"
 	@echo "make test-jax    the layers' and models' Keras contract tests under the JAX backend"
 	@echo "make test-torch  the apps that train under PyTorch: train, export, serve (installs torch)"
 	@echo "make test-installed   build the wheel, install it in a fresh venv, follow the README's library steps"
@@ -61,6 +62,19 @@ data:
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	else \
 		echo "note: $(FASHION_MNIST) is missing and apt is not usable; the app will try TFDS (needs internet)."; \
+	fi
+
+# A headless browser for the report page's test (tests/test_report_page.py, skipped without
+# one): Debian's chromium. CI installs it; `make test` does not need it.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "note: no chromium and apt is not usable: the report page's browser test will be skipped"; \
 	fi
 
 train-app: setup

@@ -155,6 +155,10 @@ class RunDir:
     def calibration(self):
         return self.path / "calibration.png"
 
+    @property
+    def report(self):
+        return self.path / "report.html"
+
     def is_finished(self):
         return self.metrics.exists()
 

@@ -1,4 +1,5 @@
-"""The commands on a finished run directory: `evaluate`, `export`, `generate`, `explain`."""
+"""The commands on a finished run directory: `evaluate`, `export`, `report`, `explain`,
+`generate`."""
 
 import json
 import sys
@@ -35,6 +36,11 @@ def add(sub):
                         help="with --quantize int8: one weight scale per tensor, not per output "
                              "channel: smaller files (mobilenet_small: a fifth smaller)")
 
+    report = sub.add_parser("report", help="write a finished run's report.html again (one "
+                            "self-contained page: metrics, curves, per-class table, mistakes, Grad-CAM)")
+    report.set_defaults(handler=run_report)
+    report.add_argument("--run", required=True, help="run directory")
+
     explain = sub.add_parser("explain", help="Grad-CAM of an image run's model on image files: "
                              "where each predicted class's score comes from")
     explain.set_defaults(handler=run_explain)
@@ -66,6 +72,13 @@ def run_export(args):
 
     print(export_run(args.run, args.name, args.export_dir, args.format, args.quantize,
                      args.int8_io, args.per_tensor))
+    return 0
+
+
+def run_report(args):
+    from training.pipeline.report import rebuild_page  # imports TensorFlow
+
+    print(rebuild_page(args.run))
     return 0
 
 

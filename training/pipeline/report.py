@@ -116,3 +116,28 @@ def baseline_warnings(app, config, metrics, val_ds, run_dir, steps):
     warnings.append(baselines.test_warning(float(np.trace(matrix) / max(matrix.sum(), 1)),
                                            metrics["baseline"]["test"]))
     return [w for w in warnings if w]
+
+
+def rebuild_page(path):
+    """`kat report`: write the finished run's report.html again. A classifier's run from before
+    the per-class figures existed gets them first (one pass over its test split; the figures'
+    files are written, metrics.json is left as it is). Returns the page's path."""
+    import json
+
+    import tensorflow as tf
+
+    from training.errors import ConfigError
+    from training.pipeline import inputs, report_page
+    from training.run_dir import RunDir, load_run
+
+    run_dir = RunDir(path)
+    problem = run_dir.finished_problem() or (None if run_dir.is_finished() else
+                                             f"{path} is not a finished run: metrics.json is missing")
+    if problem:
+        raise ConfigError(problem)
+    metrics = json.loads(run_dir.metrics.read_text())
+    if "confusion_matrix" in metrics and "per_class" not in metrics:
+        config, app, model = load_run(path)
+        test_ds, _ = inputs.make_dataset(app, "test", config, tf.distribute.get_strategy())
+        metrics = {**metrics, **classification_figures(app, model, test_ds, run_dir)}
+    return report_page.write(run_dir, metrics)

@@ -16,7 +16,7 @@ from training.config import save_yaml
 from training.contract import check_features, check_output_dtypes
 from training.errors import ConfigError, Preempted, TrainingDiverged
 from training.export.from_run import export_model
-from training.pipeline import fine_tuning, inputs, run_length
+from training.pipeline import fine_tuning, inputs, report_page, run_length
 from training.pipeline import history as run_history
 from training.pipeline.batch_norm_statistics import (
     BatchNormStatistics,
@@ -33,7 +33,7 @@ from training.pipeline.callbacks import (
     steady_examples_per_sec,
 )
 from training.pipeline.compile import compile_model, compile_options
-from training.pipeline.report import baseline_warnings, write_report
+from training.pipeline.report import baseline_warnings, draw, write_report
 from training.registry import get_app
 from training.run_dir import Claim
 from training.runtime.disk_space import require_free_space, saved_bytes
@@ -261,6 +261,7 @@ def finish(state):
     metrics["run_dir"] = str(run_dir.path)
     with open(run_dir.metrics, "w") as f:
         json.dump(metrics, f, indent=2)
+    draw(lambda path: report_page.write(run_dir, metrics), run_dir.report)
 
 
 def _run_metrics(state, test):
