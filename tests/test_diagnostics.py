@@ -2,7 +2,6 @@
 hand-made predictions, the worst mistakes kept in one pass, and what a run prints and writes."""
 
 import json
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,9 +11,11 @@ from conftest import fashion_train
 from PIL import Image
 from sklearn.metrics import balanced_accuracy_score, precision_recall_fscore_support
 
+from apps.image_classification.model import build_classifier
 from training.cli.train import SHOWN_CLASS_ROWS, per_class_table
 from training.errors import ConfigError
 from training.pipeline import diagnostics, gradcam
+from training.run_dir import RunDir
 
 
 def test_per_class_figures_are_scikit_learns_with_a_class_never_predicted_and_one_absent():
@@ -68,15 +69,15 @@ def test_one_pass_keeps_the_images_of_the_most_confident_mistakes_only():
 
 
 def test_a_run_writes_and_prints_the_per_class_figures_weakest_first(finished_run, cli):
-    run = finished_run["run"]
-    metrics = json.loads((run / "metrics.json").read_text())
+    run = RunDir(finished_run["run"])
+    metrics = json.loads(run.metrics.read_text())
     assert list(metrics["per_class"]) == metrics["class_names"]
     matrix = np.array(metrics["confusion_matrix"])
     assert [v["support"] for v in metrics["per_class"].values()] == matrix.sum(axis=1).tolist()
     assert 0 <= metrics["calibration"]["ece"] <= 1 and len(metrics["calibration"]["bins"]) == 15
-    for figure in ("calibration.png", "mistakes.png", "mistakes.csv"):
-        assert (run / figure).stat().st_size > 0
-    evaluated = cli("evaluate", "--run", str(run))
+    for figure in (run.calibration, run.mistakes_png, run.mistakes_csv):
+        assert figure.stat().st_size > 0
+    evaluated = cli("evaluate", "--run", str(run.path))
     assert evaluated.returncode == 0, evaluated.stderr
     again = json.loads(evaluated.stdout)  # the same model on the same test split
     assert again["confusion_matrix"] == metrics["confusion_matrix"]
@@ -125,6 +126,11 @@ def test_gradcam_finds_a_nested_backbones_map_and_refuses_models_without_one():
     assert gradcam.feature_map_layer(nested).name == "backbone"
     maps, _ = gradcam.heatmaps(nested, np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32"))
     assert maps.shape == (2, 16, 16) and np.isfinite(maps).all()
+    application = build_classifier("keras_applications/MobileNetV2", (64, 64, 3), 3, weights=None)
+    assert gradcam.feature_map_layer(application).name.startswith("mobilenetv2")  # its 2x2 map
+    with pytest.raises(ConfigError, match="last feature map is 1x1 at this image size"):
+        gradcam.feature_map_layer(build_classifier("keras_applications/MobileNetV2", (32, 32, 3), 3,
+                                                   weights=None))
     dense_only = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Rescaling(1 / 255),
                                    keras.layers.Flatten(), keras.layers.Dense(2)])
     with pytest.raises(ConfigError, match="has no convolutional feature map"):
@@ -147,7 +153,7 @@ def test_kat_explain_writes_the_figure_and_bad_files_are_one_line(finished_run, 
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{tmp_path / 'item0.png'}: ") and lines[-1] == f"Grad-CAM: {out}"
     assert Image.open(out).size[0] > 200
-    assert (Path(run) / "gradcam.png").stat().st_size > 0  # the run drew its own
+    assert RunDir(run).gradcam.stat().st_size > 0  # the run drew its own
     bad = cli("explain", "--run", run, str(tmp_path / "notes.png"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "notes.png is not a readable image" in bad.stderr

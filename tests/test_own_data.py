@@ -183,7 +183,7 @@ def test_a_folder_trains_with_its_class_names_and_one_line_about_skipped_files(f
     matrix = np.array(metrics["confusion_matrix"])
     assert matrix.shape == (3, 3) and matrix.sum() > 0
     # The misclassified test images are named by their files, so they can be opened or relabelled.
-    with open(root / "run" / "mistakes.csv", newline="") as f:
+    with open(RunDir(root / "run").mistakes_csv, newline="") as f:
         mistakes = list(csv.DictReader(f))
     assert len(mistakes) == metrics["mistakes"] == matrix.sum() - np.trace(matrix)
     for row in mistakes:
@@ -191,7 +191,7 @@ def test_a_folder_trains_with_its_class_names_and_one_line_about_skipped_files(f
     assert [float(r["probability"]) for r in mistakes] == sorted(
         (float(r["probability"]) for r in mistakes), reverse=True)
     if mistakes:
-        assert (root / "run" / "mistakes.png").stat().st_size > 0
+        assert RunDir(root / "run").mistakes_png.stat().st_size > 0
     loaded = tf.saved_model.load(metrics["export"])
     png = [tf.io.encode_png(image).numpy() for image in fashion_train()[0][:2]]
     by_bytes = loaded.signatures["image_bytes"](image_bytes=tf.constant(png))
@@ -295,7 +295,7 @@ def test_a_csv_of_texts_trains_and_the_export_takes_raw_strings(tmp_path):
     metrics = train(config)
     assert len(metrics["confusion_matrix"]) == 2
     assert set(metrics["per_class"]) == {"neg", "pos"}
-    with open(tmp_path / "run" / "mistakes.csv", newline="") as f:
+    with open(RunDir(tmp_path / "run").mistakes_csv, newline="") as f:
         header = next(csv.reader(f))
     assert header == ["index", "example", "true", "predicted", "probability"]  # the texts' starts
     served = tf.saved_model.load(metrics["export"]).signatures["serving_default"]

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from training.run_dir import RunDir
+
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 needs_browser = pytest.mark.skipif(BROWSER is None, reason="no chromium: `make browser` installs "
                                    "Debian's chromium where apt is usable (root or passwordless sudo)")
@@ -45,7 +47,7 @@ def test_the_browser_check_sees_a_console_error(tmp_path):
 
 @needs_browser
 def test_the_report_loads_cleanly_with_every_figure(finished_run, tmp_path):
-    page = finished_run["run"] / "report.html"
+    page = RunDir(finished_run["run"]).report
     console, shot = _browse(page, tmp_path)
     assert console == []
     pixels = np.asarray(shot, np.float32)
@@ -60,10 +62,10 @@ def test_the_report_loads_cleanly_with_every_figure(finished_run, tmp_path):
 
 
 def test_the_page_has_the_run_s_figures_and_kat_report_writes_it_again(finished_run, cli):
-    page = finished_run["run"] / "report.html"
+    page = RunDir(finished_run["run"]).report
     text = page.read_text()
     for heading in ("Test", "Per class, weakest F1 first", "Calibration", "The worst mistakes",
-                    "Grad-CAM", "Config", "majority-class baseline accuracy", "mistakes.csv"):
+                    "Grad-CAM", "Config", "majority-class baseline accuracy", "<h3>mistakes.csv</h3>"):
         assert heading in text
     for name in finished_run["class_names"]:
         assert f"<td>{name}</td>" in text
@@ -74,19 +76,20 @@ def test_the_page_has_the_run_s_figures_and_kat_report_writes_it_again(finished_
 
 
 def test_kat_report_on_a_run_from_before_the_diagnostics_draws_them(finished_run, cli, tmp_path):
-    old = tmp_path / "old_run"
-    shutil.copytree(finished_run["run"], old)
-    metrics = json.loads((old / "metrics.json").read_text())
+    shutil.copytree(finished_run["run"], tmp_path / "old_run")
+    old = RunDir(tmp_path / "old_run")
+    metrics = json.loads(old.metrics.read_text())
     for key in ("per_class", "macro_avg", "weighted_avg", "balanced_accuracy", "calibration", "mistakes"):
         del metrics[key]
-    (old / "metrics.json").write_text(json.dumps(metrics))
-    for name in ("report.html", "mistakes.csv", "mistakes.png", "calibration.png", "gradcam.png"):
-        (old / name).unlink()
-    result = cli("report", "--run", str(old))
+    old.metrics.write_text(json.dumps(metrics))
+    figures = (old.report, old.mistakes_csv, old.mistakes_png, old.calibration, old.gradcam)
+    for path in figures:
+        path.unlink()
+    result = cli("report", "--run", str(old.path))
     assert result.returncode == 0, result.stderr
-    for name in ("report.html", "mistakes.csv", "mistakes.png", "calibration.png", "gradcam.png"):
-        assert (old / name).stat().st_size > 0
-    assert "Per class, weakest F1 first" in (old / "report.html").read_text()
-    assert "per_class" not in json.loads((old / "metrics.json").read_text())  # left as it was
+    for path in figures:
+        assert path.stat().st_size > 0
+    assert "Per class, weakest F1 first" in old.report.read_text()
+    assert "per_class" not in json.loads(old.metrics.read_text())  # left as it was
     not_a_run = cli("report", "--run", str(tmp_path))
     assert not_a_run.returncode == 2 and "is not a finished run" in not_a_run.stderr

@@ -46,8 +46,8 @@ def add(sub):
     explain.set_defaults(handler=run_explain)
     explain.add_argument("--run", required=True, help="run directory of an image model")
     explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    explain.add_argument("--out", default="gradcam.png", help="the figure to write (default: "
-                         "gradcam.png)")
+    explain.add_argument("--out", default="explain.png", help="the figure to write (default: "
+                         "explain.png)")
 
     generate = sub.add_parser("generate", help="sample text from a language-model run")
     generate.set_defaults(handler=run_generate)

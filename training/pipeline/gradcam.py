@@ -7,6 +7,8 @@ backend. Only the gradient is not: Keras 3 has no backend-neutral gradient op, s
 asks the backend in use (tf.GradientTape, jax.grad, torch autograd).
 """
 
+import sys
+
 import keras
 import numpy as np
 
@@ -30,10 +32,15 @@ def feature_map_layer(model):
                           f"{[tuple(i.shape)[1:] for i in inputs]}, not images (height, width, channels)")
     layers = model.layers
     first = next((i for i, layer in enumerate(layers) if _convolves(layer)), len(layers))
-    for layer in reversed(layers[first:]):
+    maps = [layer for layer in layers[first:] if len(layer.output.shape) == 4]
+    for layer in reversed(maps):
         shape = layer.output.shape
-        if len(shape) == 4 and (shape[1] or 0) * (shape[2] or 0) > 1:
+        if (shape[1] or 0) * (shape[2] or 0) > 1:
             return layer
+    if maps:
+        raise ConfigError(f"{model.name}'s last feature map is {maps[-1].output.shape[1]}x"
+                          f"{maps[-1].output.shape[2]} at this image size: nothing for Grad-CAM to "
+                          "place; larger images (data.image_size) give it more positions")
     raise ConfigError(f"{model.name} has no convolutional feature map (no convolution whose output "
                       "is height x width x channels) for Grad-CAM to weigh")
 
@@ -51,15 +58,13 @@ def _gradient(head, feature_map, classes):
     backend = keras.backend.backend()
     pick = keras.ops.one_hot(keras.ops.convert_to_tensor(classes), head.outputs[0].shape[-1])
     if backend == "tensorflow":
-        import tensorflow as tf
-
+        tf = sys.modules["tensorflow"]
         with tf.GradientTape() as tape:
             tape.watch(feature_map)
             score = tf.reduce_sum(head(feature_map, training=False) * pick)
         return tape.gradient(score, feature_map)
-    if backend == "jax":
-        import jax
-
+    if backend == "jax":  # loaded by Keras already; not a dependency of this project
+        jax = sys.modules["jax"]
         return jax.grad(lambda f: (head(f, training=False) * pick).sum())(feature_map)
     if backend == "torch":
         feature_map = feature_map.detach().requires_grad_(True)

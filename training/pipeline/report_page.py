@@ -15,12 +15,12 @@ import os
 
 SHOWN_CLASS_ROWS = 200  # of the per-class table (weakest first); metrics.json has every class
 SHOWN_MISTAKE_ROWS = 30  # of mistakes.csv
-FIGURES = (  # file, heading, what it shows
-    ("training_curves.png", "Training curves", "loss and metrics per epoch, train and validation"),
-    ("confusion_matrix.png", "Confusion matrix", "test split, rows normalised; true class on rows"),
-    ("calibration.png", "Calibration", "accuracy against confidence per confidence bin"),
-    ("mistakes.png", "The worst mistakes", "test images misclassified with the highest confidence"),
-    ("gradcam.png", "Grad-CAM", "where the predicted class's score comes from, right and wrong"),
+FIGURES = (  # RunDir's name for the file, heading, what it shows
+    ("training_curves", "Training curves", "loss and metrics per epoch, train and validation"),
+    ("confusion_matrix", "Confusion matrix", "test split, rows normalised; true class on rows"),
+    ("calibration", "Calibration", "accuracy against confidence per confidence bin"),
+    ("mistakes_png", "The worst mistakes", "test images misclassified with the highest confidence"),
+    ("gradcam", "Grad-CAM", "where the predicted class's score comes from, right and wrong"),
 )
 STYLE = """body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd}
@@ -103,15 +103,15 @@ def build(run_dir, metrics):
              _summary(metrics)]
     shown = set()
     for name, heading, what in FIGURES:
-        path = run_dir.path / name
+        path = getattr(run_dir, name)
         if path.is_file():
-            shown.add(name)
+            shown.add(path)
             parts.append(f'<h2>{heading}</h2><p class="note">{what}</p>{_png(path)}')
-        if name == "confusion_matrix.png" and "per_class" in metrics:
+        if path == run_dir.confusion_matrix and "per_class" in metrics:
             parts.append(_per_class(metrics))
-        if name == "mistakes.png" and run_dir.mistakes_csv.is_file():
+        if path == run_dir.mistakes_png and run_dir.mistakes_csv.is_file():
             parts.append(_mistakes(run_dir, metrics))
-    others = sorted(p for p in run_dir.path.glob("*.png") if p.name not in shown)
+    others = sorted(p for p in run_dir.path.glob("*.png") if p not in shown)
     if others:
         parts.append("<h2>The app's figures</h2>" + "".join(
             f'<h3>{html.escape(p.name)}</h3>{_png(p)}' for p in others))
