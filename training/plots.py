@@ -92,40 +92,36 @@ def short(name, characters=18):
     return name if len(name) <= characters else name[:characters - 1] + "…"
 
 
-def mistakes(images, titles, path):
-    """The misclassified images (uint8 HxWxC), most confident first, each titled
-    "true -> predicted (p)", five to a row."""
-    columns = min(5, len(images))
+def image_grid(images, titles, heading, path, columns, heat=None):
+    """Images (uint8 HxWxC) in rows of `columns`, each titled; with `heat`, each under its map
+    (0-1, jet, half transparent)."""
+    columns = min(columns, len(images))
     rows = -(-len(images) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.7 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, title in zip(axes.flat, images, titles):
+    for i, (ax, image, title) in enumerate(zip(axes.flat, images, titles)):
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+        if heat is not None:
+            ax.imshow(heat[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
         ax.set_title(title, fontsize=8)
-    fig.suptitle("test images misclassified with the highest confidence (true -> predicted)")
+    fig.suptitle(heading)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def mistakes(images, titles, path):
+    """The misclassified images, most confident first, titled "true -> predicted (p)"."""
+    return image_grid(images, titles, "test images misclassified with the highest confidence "
+                      "(true -> predicted)", path, columns=5)
 
 
 def gradcam(images, maps, titles, path):
-    """Each image (uint8 HxWxC) under its Grad-CAM map (0-1, jet, half transparent), titled."""
-    columns = min(4, len(images))
-    rows = -(-len(images) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.0 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, heat, title in zip(axes.flat, images, maps, titles):
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
-        ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
-        ax.set_title(title, fontsize=8)
-    fig.suptitle("Grad-CAM: where the predicted class's score comes from (red: most)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    """Each image under its Grad-CAM map."""
+    return image_grid(images, titles, "Grad-CAM: where the predicted class's score comes from "
+                      "(red: most)", path, columns=4, heat=maps)
 
 
 def reliability_diagram(calibration, path):
