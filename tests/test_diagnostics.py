@@ -136,7 +136,7 @@ def test_gradcam_finds_a_nested_backbones_map_and_refuses_models_without_one():
     with pytest.raises(ConfigError, match="has no convolutional feature map"):
         gradcam.feature_map_layer(dense_only)
     rows = keras.Sequential([keras.Input((28, 28)), keras.layers.LSTM(4), keras.layers.Dense(2)])
-    with pytest.raises(ConfigError, match=r"Grad-CAM explains image models; .* takes \[\(28, 28\)\]"):
+    with pytest.raises(ConfigError, match=r"image models; .* takes float32 \(28, 28\), not images"):
         gradcam.feature_map_layer(rows)
 
 

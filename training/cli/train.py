@@ -131,7 +131,9 @@ def per_class_table(metrics):
     for label, key in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
         a = metrics[key]
         lines.append(f"  {label:{width}s}  {a['precision']:9.3f}  {a['recall']:6.3f}  {a['f1']:5.3f}")
+    mistakes = metrics.get("mistakes", 0)
     lines.append(f"  balanced accuracy {metrics['balanced_accuracy']:.4f}; expected calibration error "
-                 f"{metrics['calibration']['ece']:.4f} (calibration.png); {metrics.get('mistakes', 0):,} "
-                 "mistakes, the most confident first in mistakes.csv")
+                 f"{metrics['calibration']['ece']:.4f} (calibration.png); "
+                 + (f"{mistakes:,} mistakes, the most confident first in mistakes.csv" if mistakes
+                    else "no mistakes on the test split"))
     return "\n".join(lines)

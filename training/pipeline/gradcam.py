@@ -28,8 +28,9 @@ def feature_map_layer(model):
     model takes no images or has no such map."""
     inputs = model.inputs
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
-        raise ConfigError(f"Grad-CAM explains image models; {model.name} takes "
-                          f"{[tuple(i.shape)[1:] for i in inputs]}, not images (height, width, channels)")
+        taken = ", ".join(f"{i.dtype} {tuple(i.shape)[1:]}" for i in inputs)
+        raise ConfigError(f"Grad-CAM explains image models; {model.name} takes {taken}, not images "
+                          "(height, width, channels)")
     layers = model.layers
     first = next((i for i, layer in enumerate(layers) if _convolves(layer)), len(layers))
     maps = [layer for layer in layers[first:] if len(layer.output.shape) == 4]
