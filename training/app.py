@@ -60,6 +60,12 @@ class ServingSignature:
     examples: Optional[Callable] = None
     resources: List = field(default_factory=list)
 
+    def example_inputs(self, features):
+        """This signature's inputs, in order, made of a batch of the app's features."""
+        from training.datasets import input_list
+
+        return self.examples(features) if self.examples is not None else input_list(features)
+
 
 def classification_signature(model, spec, class_names, resources=(), examples=None):
     """Serving for a softmax classifier: `spec` in; probabilities, class_id, class_name out.

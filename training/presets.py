@@ -42,13 +42,12 @@ class Preset:
 
     def is_search_space(self):
         """A `tune --space` file (dotted keys and their ranges), not a config to train."""
-        values = self.values()
-        return "app" not in values and any("." in str(key) for key in values)
+        return _is_search_space(self.values())
 
     def line(self):
         """One line: name, app, model, and what was measured (or that nothing was)."""
         values = self.values()
-        if self.is_search_space():
+        if _is_search_space(values):
             return f"{self.name:34s} {'(kat tune --space)':24s} search space over {len(values)} keys"
         if self.measured:
             m = self.measured
@@ -58,6 +57,10 @@ class Preset:
             model = ", ".join(f"{k}={v}" for k, v in (values.get("model") or {}).items())
             what = f"{model or 'the app default model'}: not measured"
         return f"{self.name:34s} {values.get('app', '(--app NAME)'):24s} {what}"
+
+
+def _is_search_space(values):
+    return "app" not in values and any("." in str(key) for key in values)
 
 
 def minutes(seconds):

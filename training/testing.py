@@ -42,7 +42,6 @@ def assert_export_answers_like_model(metrics, atol=1e-5):
     import keras
     import tensorflow as tf
 
-    from training.datasets import input_list
     from training.export.from_run import warmup_features
     from training.run_dir import load_run
 
@@ -50,7 +49,7 @@ def assert_export_answers_like_model(metrics, atol=1e-5):
     features = warmup_features(app)
     assert features is not None, f"{app.name} has neither a test nor a train split to take examples from"
     signature = app.serving_signature(model)
-    inputs = signature.examples(features) if signature.examples else input_list(features)
+    inputs = signature.example_inputs(features)
     served = tf.saved_model.load(metrics["export"]).signatures["serving_default"]
     answer = {k: v.numpy() for k, v in served(**{spec.name: tf.constant(np.asarray(x))
                                                  for spec, x in zip(signature.inputs, inputs)}).items()}

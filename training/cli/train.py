@@ -118,7 +118,9 @@ SHOWN_CLASS_ROWS = 20
 def per_class_table(metrics):
     """The test split's per-class figures, weakest F1 first (at most SHOWN_CLASS_ROWS rows),
     then the averages, balanced accuracy and calibration."""
-    rows = sorted(metrics["per_class"].items(), key=lambda item: (item[1]["f1"], item[0]))
+    from training.pipeline.diagnostics import weakest_first  # imports TensorFlow, loaded by now
+
+    rows = weakest_first(metrics["per_class"])
     width = min(max(12, *(len(name) for name, _ in rows)), 28)
     lines = [f"Per class on the test split, weakest F1 first:\n  {'class':{width}s}  precision  recall"
              "     f1  support"]

@@ -23,7 +23,6 @@ import tensorflow as tf
 from serving.layout import MAX_VERSION, NOT_A_VERSION, model_name_problem, versions, write_models_config
 from serving.warmup import write_warmup
 from training.contract import ServingOutputs
-from training.datasets import input_list
 from training.errors import AppContractError, ExportError, described
 
 TMP_PREFIX = ".tmp-"
@@ -191,11 +190,7 @@ def warmup_requests(signatures, features, log=print):
     features do not fit gets none, with a note saying how to give it some."""
     requests = []
     for name, signature in signatures.items():
-        if signature.examples is not None:
-            inputs = signature.examples(features)
-        else:
-            inputs = input_list(features)
-        inputs = [np.asarray(t) for t in inputs]
+        inputs = [np.asarray(t) for t in signature.example_inputs(features)]
         specs = signature.inputs
         if len(inputs) != len(specs) or not all(map(_fits, specs, inputs)):
             log(f"note: no warm-up requests for signature {name!r}: the app's examples do not "

@@ -110,6 +110,12 @@ def per_class(matrix, class_names):
     }
 
 
+def weakest_first(per_class_figures):
+    """metrics.json's per_class entries as (name, figures), lowest F1 first (ties by name): the
+    order of the printed table and of the report's."""
+    return sorted(per_class_figures.items(), key=lambda item: (item[1]["f1"], item[0]))
+
+
 def calibration(predictions, bins=CALIBRATION_BINS):
     """Expected calibration error over equal-width confidence bins, and the bins themselves
     (for the reliability diagram): {ece, bins: [{low, high, examples, confidence, accuracy}]}."""

@@ -13,6 +13,8 @@ import html
 import json
 import os
 
+from training.pipeline import diagnostics
+
 SHOWN_CLASS_ROWS = 200  # of the per-class table (weakest first); metrics.json has every class
 SHOWN_MISTAKE_ROWS = 30  # of mistakes.csv
 FIGURES = (  # RunDir's name for the file, heading, what it shows
@@ -74,7 +76,7 @@ def _summary(metrics):
 
 
 def _per_class(metrics):
-    rows = sorted(metrics["per_class"].items(), key=lambda item: (item[1]["f1"], item[0]))
+    rows = diagnostics.weakest_first(metrics["per_class"])
     shown = [(name, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", f"{r['support']:,}")
              for name, r in rows[:SHOWN_CLASS_ROWS]]
     for label, key in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
