@@ -38,11 +38,14 @@ def last_json(result):
 
 
 CLASSES = ["class_id", "class_name", "probabilities"]
-IMAGE = ("image_classification", ["data.limit=256", "model.width_multiplier=0.25", "batch_size=64"],
+# Class weights and balanced sampling: a third element of each example, under each backend.
+IMAGE = ("image_classification", ["data.limit=256", "model.width_multiplier=0.25", "batch_size=64",
+                                  "data.class_weight=balanced"],
          ["image_bytes", "serving_default"], CLASSES)
 TABULAR = ("tabular_regression", ["data.target=y"], ["serving_default"], ["prediction"])
 # RBM pretraining: the CD update is a loss Keras' own train step differentiates.
-DBN = ("unsupervised_pretraining", ["data.limit=256", "model.hidden=32,16", "pretrain.epochs=1"],
+DBN = ("unsupervised_pretraining", ["data.limit=256", "model.hidden=32,16", "pretrain.epochs=1",
+                                    "data.sampling=balanced"],
        ["image_bytes", "serving_default"], CLASSES)
 # Text: the model takes ids made in tf.data; the export takes raw strings.
 TEXT = ("sequence_modeling", ["data.text_column=review", "data.label_column=mood", "model.units=16"],

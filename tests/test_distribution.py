@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("app,extra", [
     # Asks for 4 steps per execution: one device runs 4, mirrored drops to 1
     # (keras-team/keras#19246, training/pipeline/compile.py); the weights must still agree.
-    ("sequence_modeling", ["model.units=16", "runtime.steps_per_execution=4"]),
+    # Class weights too: a third element of each example, split between the replicas.
+    ("sequence_modeling", ["model.units=16", "runtime.steps_per_execution=4",
+                           "data.class_weight=balanced"]),
     pytest.param("unsupervised_pretraining", ["model.pretrained=false", "model.hidden=32,16"],
                  marks=pytest.mark.slow),
 ])

@@ -75,8 +75,8 @@ def test_bad_search_space_is_one_clear_error_before_any_trial(cli, tmp_path, spa
 
 @pytest.mark.parametrize("args, expected", [
     (["--algorithm", "grid"], ["--algorithm 'grid' is not one of: hyperband, bayesian, random"]),
-    (["--objective", "val_f1"], ["--objective val_f1: say whether lower or higher is better",
-                                 "val_f1:min"]),
+    (["--objective", "val_kappa"], ["--objective val_kappa: say whether lower or higher is better",
+                                   "val_kappa:min"]),
     (["--max-trials", "0"], ["--max-trials must be > 0"]),
 ])
 def test_bad_search_options_name_the_fix(cli, tmp_path, args, expected):

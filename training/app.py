@@ -147,6 +147,13 @@ class App:
         """Label names for classification tasks (enables the confusion matrix), else None."""
         return None
 
+    def labels(self, split: str) -> Optional[List[int]]:
+        """The class ids of `split`'s examples, in build_data's order, when the app knows them
+        without reading the examples (a file listing, a label array): the run counts the
+        training split's classes by them (training/pipeline/class_balance.py). None: the
+        pipeline reads them from build_data."""
+        return None
+
     def example_names(self, split: str) -> Optional[List[str]]:
         """What tells a person which example each of `split`'s is, in build_data's order: the
         image files' paths, the texts (mistakes.csv names the misclassified ones by it); None:

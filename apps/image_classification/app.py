@@ -40,6 +40,11 @@ class ImageClassification(App):
     def fits_in_memory(self, split):
         return self.source.fits_in_memory(split)
 
+    def labels(self, split):
+        """From the IDX arrays or the folders' listing (TFDS: None, read from the examples)."""
+        labels = getattr(self.source, "labels", None)
+        return labels(split) if labels else None
+
     def example_names(self, split):
         """Image files' paths (IDX and TFDS images: their index)."""
         names = getattr(self.source, "names", None)

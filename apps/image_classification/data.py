@@ -184,16 +184,25 @@ class ImageSource:
             self._arrays[source_split] = (images, labels)
         return self._arrays[source_split]
 
-    def _idx_dataset(self, split):
+    def _idx_split(self, split):
+        """(images, labels) of `split`, slices of the IDX arrays."""
         if split == "test":  # the test files are all test
             images, labels = self.idx_arrays("test")
             start, stop = split_range("test", len(images), test_split=1.0, limit=self.limit)
         else:
             images, labels = self.idx_arrays("train")
             start, stop = split_range(split, len(images), self.validation_split, limit=self.limit)
-        if stop <= start:
+        return images[start:stop], labels[start:stop]
+
+    def labels(self, split):
+        """The class ids of `split`'s examples from the IDX files (TFDS: None)."""
+        return self._idx_split(split)[1] if self.idx_dir is not None else None
+
+    def _idx_dataset(self, split):
+        images, labels = self._idx_split(split)
+        if not len(images):
             return None
-        return tf.data.Dataset.from_tensor_slices((images[start:stop], labels[start:stop]))
+        return tf.data.Dataset.from_tensor_slices((images, labels))
 
     def _tfds_dataset(self, split):
         return tfds_labelled(self.name, split, self.validation_split, self.data_dir, self.download,

@@ -218,6 +218,10 @@ class FolderImages:
         """The paths of `split`'s examples, in the dataset's order."""
         return [path for path, _ in self._files(split)]
 
+    def labels(self, split):
+        """The class ids of `split`'s examples, in the dataset's order."""
+        return [label for _, label in self._files(split)]
+
     def dataset(self, split):
         """Unbatched (uint8 image HxWxC, int64 label) examples read from disk, or None if empty."""
         files = self._files(split)

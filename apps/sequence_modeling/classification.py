@@ -54,6 +54,14 @@ class Classification(Task):
                            texts.text_folders(d.dir, d.validation_split, d.test_split, d.classes))
         return self._texts
 
+    def labels(self, split):
+        """Your own texts' and the IDX images' class ids (TFDS texts: None, read from the data)."""
+        if self.images is not None:
+            return self.images.labels(split)
+        if not self.own_texts:
+            return None
+        return self.labelled_texts.splits[split][1][:self.config.data.limit]
+
     def example_names(self, split):
         """Your own texts' first TEXT_SHOWN characters, on one line (TFDS texts: their index)."""
         if not self.own_texts:

@@ -33,6 +33,8 @@ class UnsupervisedPretraining(ImageClassification):
 
     # The image app's resolve_auto sets model.augment, which the DBN's MLP does not have.
     resolve_auto = App.resolve_auto
+    # data.labeled keeps a sample of the training split: its labels are read from build_data.
+    labels = App.labels
 
     def __init__(self, config):
         super().__init__(config)

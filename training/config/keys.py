@@ -23,6 +23,9 @@ def choices(tp):
 
 
 def _type_name(tp):
+    if typing.get_origin(tp) is dict:
+        key_type, value_type = typing.get_args(tp)
+        return f"a mapping {{{_type_name(key_type)}: {_type_name(value_type)}}}"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -64,6 +67,11 @@ def _coerce(value, tp, key):
         if isinstance(value, (list, tuple)):
             return [_coerce(strict_yaml.load(v) if isinstance(v, str) else v, item_type, f"{key}[{i}]")
                     for i, v in enumerate(value)]
+    if origin is dict:  # e.g. Dict[str, float]: a YAML mapping, or "{a: 1, b: 2}" from --set
+        key_type, value_type = typing.get_args(tp)
+        if isinstance(value, dict):
+            return {_coerce(k, key_type, key): _coerce(v, value_type, f"{key}.{k}")
+                    for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value

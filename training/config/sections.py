@@ -4,7 +4,7 @@ config has; an app subclasses them to set its defaults and add keys."""
 import copy
 import sys
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+from typing import Dict, Literal, Optional, Union
 
 from serving.layout import model_name_problem
 
@@ -44,6 +44,23 @@ Precision = Union[bool, Literal["auto", "bfloat16", "float16"]]  # training/runt
 Strategy = Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"]
 OptimizerName = Literal["auto", "adam", "adamw", "sgd", "rmsprop"]
 Schedule = Literal["cosine", "constant"]
+ClassWeight = Union[Literal["none", "balanced"], Dict[str, float]]  # training/pipeline/class_balance.py
+
+
+def _class_weights(value):
+    if isinstance(value, dict):
+        bad = {name: weight for name, weight in value.items() if weight < 0}
+        if bad:
+            return f"must give each class a weight >= 0 ({', '.join(f'{k}: {v:g}' for k, v in bad.items())})"
+        if value and not any(value.values()):
+            return "must give some class a weight above 0"
+    return None
+
+
+def _monitor(value):
+    if value.startswith("val_"):
+        return "names the metric without val_ (the validation one is watched when there is a split)"
+    return None
 
 
 @dataclass
@@ -58,6 +75,19 @@ class DataConfig:
     shuffle_buffer: int = option(60000, "examples in the training shuffle buffer", ge=1)
     cache: bool = option(True, "cache decoded examples in memory after the first epoch")
     download: bool = option(True, "let TFDS download a data set that is not prepared")
+    class_weight: ClassWeight = option(
+        "none", "classification: weight each training example by its class; balanced: n / "
+        "(classes x the class's count), as scikit-learn; or a mapping {class_name: weight} "
+        "(others 1)", check=_class_weights)
+    sampling: Literal["none", "balanced"] = option(
+        "none", "classification: balanced draws every class about equally often in training "
+        "(oversampling the rare ones; the epoch keeps its length)")
+
+    def check(self):
+        if self.sampling == "balanced" and self.class_weight != "none":
+            return ("data.sampling=balanced and data.class_weight both correct for imbalance; "
+                    "choose one (the other none)")
+        return None
 
 
 @dataclass
@@ -107,6 +137,10 @@ class CallbacksConfig:
     restore_best: BoolOrAuto = option(
         "auto", "evaluate and export the best validation checkpoint; auto: when the validation "
         "split has 1,000 examples or more (fewer make the choice noise)")
+    monitor: str = option(
+        "loss", "the metric restore_best and early stopping watch (the val_ one when there is "
+        "validation): loss (lower is better), or e.g. balanced_accuracy, macro_f1, accuracy "
+        "(higher is better)", check=_monitor)
     test_each_epoch: bool = option(False, "test metrics and wall time per epoch in history.csv")
     # Test accuracy of two trained runs after recomputing over 4/8/16/32 batches, mean of 3
     # samples: batches of 64, 86.48/86.39/86.54/86.51%; of 16, 80.66/81.58/81.70/81.72% (29).

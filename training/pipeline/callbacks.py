@@ -1,5 +1,6 @@
 """The callbacks every run gets: checkpoints, resume, logs, throughput, NaN guard."""
 
+import dataclasses
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import time
 import keras
 from keras.src.saving import saving_lib
 
+from training.errors import ConfigError
 from training.pipeline.batch_norm_statistics import RecomputeBeforeValidation
 from training.runtime.disk_space import require_free_space, saved_bytes
 
@@ -261,9 +263,52 @@ class Preemption(keras.callbacks.Callback):
             self._previous = None
 
 
-def monitored(has_validation):
-    """The metric the best checkpoint (and early stopping) watch."""
-    return "val_loss" if has_validation else "loss"
+LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "perplexity")
+HIGHER_IS_BETTER = ("acc", "auc", "f1", "precision", "recall")
+
+
+def direction(name):
+    """"min" or "max": whether a lower or a higher value of metric `name` is better; None
+    when its name does not say."""
+    if any(word in name for word in LOWER_IS_BETTER):
+        return "min"
+    if any(word in name for word in HIGHER_IS_BETTER):
+        return "max"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Monitor:
+    """The history.csv column the best checkpoint and early stopping watch, and which way is
+    better."""
+
+    name: str
+    mode: str  # "min" or "max"
+
+    def best(self, values):
+        """The index of the best of `values` (the first, as ModelCheckpoint keeps it)."""
+        pick = min if self.mode == "min" else max
+        return values.index(pick(values))
+
+
+def monitored(config, has_validation):
+    """The Monitor of `callbacks.monitor` (its val_ column when there is validation)."""
+    metric = config.callbacks.monitor
+    mode = direction(metric)
+    if mode is None:
+        raise ConfigError(f"callbacks.monitor={metric}: say whether lower or higher is better "
+                          f"by its name (one with {', '.join(LOWER_IS_BETTER)} is lowered, one with "
+                          f"{', '.join(HIGHER_IS_BETTER)} raised)")
+    return Monitor(("val_" if has_validation else "") + metric, mode)
+
+
+def check_monitor(config, metric_names):
+    """callbacks.monitor is one of the run's metrics (`metric_names`, loss included); Keras'
+    ModelCheckpoint would only warn at each epoch and keep the first."""
+    metric = config.callbacks.monitor
+    if metric not in metric_names:
+        raise ConfigError(f"callbacks.monitor={metric} is not a metric of this run; it has: "
+                          f"{', '.join(metric_names)}")
 
 
 def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resuming,
@@ -284,14 +329,14 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
     The caller appends its own callbacks, then `preemption` last.
     """
     cb = config.callbacks
-    monitor = monitored(has_validation)
+    monitor = monitored(config, has_validation)
     throughput, nan_guard = Throughput(examples_per_epoch), NaNGuard()
     save_freq = cb.save_freq if cb.save_freq == "epoch" else int(cb.save_freq)
     backup = AtomicBackupAndRestore(str(run_dir.backup), save_freq=save_freq,
                                     phase=phase, keep=not last_phase, first_step=first_step)
     preemption = Preemption(backup, steps_per_epoch)
     best = keras.callbacks.ModelCheckpoint(
-        str(run_dir.best_weights), monitor=monitor,
+        str(run_dir.best_weights), monitor=monitor.name, mode=monitor.mode,
         save_best_only=True, save_weights_only=True)
     if previous_best is not None:
         best.best = previous_best
@@ -310,6 +355,6 @@ def standard_callbacks(config, run_dir, examples_per_epoch, has_validation, resu
     if cb.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir.tensorboard)))
     if cb.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor,
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor.name, mode=monitor.mode,
                                                        patience=cb.early_stopping_patience))
     return throughput, nan_guard, preemption, callbacks

@@ -3,7 +3,9 @@ and schedule, and the runtime options (steps per execution, XLA)."""
 
 import keras
 
+from layers.class_metrics import BalancedAccuracy, MacroF1
 from training.errors import AppContractError
+from training.pipeline.callbacks import check_monitor
 from training.pipeline.optimizers import build_optimizer
 from training.runtime import backend
 
@@ -40,11 +42,41 @@ def compile_options(config, strategy, steps_per_epoch=None):
     return {"steps_per_execution": spe, "jit_compile": backend.jit_compile(config.runtime.jit_compile)}
 
 
+SPARSE_LOSSES = ("sparse_categorical_crossentropy",)
+
+
+def is_single_label(compile_args, model, num_classes):
+    """Does the app train a softmax over `num_classes` classes with class-id labels: one output
+    (batch, num_classes), a sparse categorical loss? (Not a language model's per-token one.)"""
+    loss = compile_args.get("loss")
+    name = loss if isinstance(loss, str) else type(loss).__name__
+    sparse = name in SPARSE_LOSSES or isinstance(loss, keras.losses.SparseCategoricalCrossentropy)
+    return (sparse and len(model.outputs) == 1 and len(model.outputs[0].shape) == 2
+            and model.outputs[0].shape[-1] == num_classes)
+
+
+def class_metrics(app, model, compile_args):
+    """[BalancedAccuracy, MacroF1] for an app whose model is a single-label classifier, else []."""
+    names = app.class_names()
+    if not names or not is_single_label(compile_args, model, len(names)):
+        return []
+    return [BalancedAccuracy(len(names)), MacroF1(len(names))]
+
+
+def metric_name(metric):
+    """The history.csv name of a compile_args metric (a name, a function or a Metric)."""
+    return metric if isinstance(metric, str) else getattr(metric, "name", None) or metric.__name__
+
+
 def compile_model(model, app, config, steps_per_epoch, options, phase=None):
-    """model.compile with the app's loss/metrics, the configured optimizer and
-    schedule (over the epochs of `phase`, a fine_tuning.Phase, if given), and the
-    run's `compile_options`."""
+    """model.compile with the app's loss/metrics (a single-label classifier's with balanced
+    accuracy and macro F1 added), the configured optimizer and schedule (over the epochs of
+    `phase`, a fine_tuning.Phase, if given), and the run's `compile_options`."""
     args = dict(app.compile_args())
+    metrics = args.get("metrics") or []
+    if isinstance(metrics, (list, tuple)):  # not a dict of each output's metrics
+        args["metrics"] = list(metrics) + class_metrics(app, model, args)
+        check_monitor(config, ["loss"] + [metric_name(m) for m in args["metrics"]])
     default_optimizer = args.pop("optimizer", "adam")
     if not isinstance(default_optimizer, str):
         raise AppContractError(f"{type(app).__name__}.compile_args()['optimizer'] must be a name "

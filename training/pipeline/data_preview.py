@@ -11,6 +11,7 @@ import numpy as np
 
 from training import plots
 from training.datasets import SPLITS
+from training.pipeline.class_balance import ClassCounts
 from training.registry import get_app
 
 SHOWN_CLASSES = 20  # classes listed per split; the rest are counted
@@ -68,10 +69,11 @@ def inspect(config, out_dir="."):
         samples = found or samples
         report["splits"][split] = {"examples": int(counts.sum()),
                                    "class_counts": dict(zip(names, counts.tolist()))}
-        ratio = counts.max() / max(counts.min(), 1)  # what training learns from
+        balance = ClassCounts(names, counts)  # the training split's is what training learns from
         print(f"{split}: {counts.sum():,} examples; per class: {_counts_text(counts, names)}"
-              + (f" (largest/smallest class: {ratio:.1f}x)" if split == "train" and ratio > 3
-                 else ""))
+              + (f" (largest/smallest class: {balance.ratio:.1f}x; data.class_weight=balanced or "
+                 "data.sampling=balanced weighs them alike)"
+                 if split == "train" and balance.is_imbalanced() else ""))
     files = getattr(getattr(app, "source", None), "file_summary", None)
     if files is not None:
         print(files())

@@ -4,8 +4,6 @@ the epochs the backup holds; and what the history says afterwards (the restored 
 import csv
 import json
 
-from training.pipeline.callbacks import monitored
-
 
 def resume_point(run_dir):
     """(epochs completed, steps done of the next one) of the interrupted run's backup, from
@@ -46,9 +44,10 @@ def numbers(run_dir, column, rows=None):
     return found
 
 
-def trim(run_dir, completed, has_validation):
+def trim(run_dir, completed, monitor):
     """On resume: drop history.csv rows of epochs the backup does not hold (an epoch cut
-    short by a kill or SIGTERM); return the best monitored value of the rest, or None."""
+    short by a kill or SIGTERM); return the best value of `monitor` (a callbacks.Monitor) in
+    the rest, or None."""
     if not run_dir.history.exists():
         return None
     rows = read(run_dir)
@@ -58,15 +57,16 @@ def trim(run_dir, completed, has_validation):
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(kept)
-    values = [value for row, value in numbers(run_dir, monitored(has_validation), kept)]
-    return min(values) if values else None
+    values = [value for row, value in numbers(run_dir, monitor.name, kept)]
+    return values[monitor.best(values)] if values else None
 
 
 def restored_message(run_dir, monitor, best_value):
-    """One line: which epoch restore_best went back to, and its monitored value."""
-    rows = numbers(run_dir, monitor)
+    """One line: which epoch restore_best went back to, and its value of `monitor` (a
+    callbacks.Monitor)."""
+    rows = numbers(run_dir, monitor.name)
     if not rows:
-        return f"Restored the best checkpoint ({monitor} {best_value:.4f})"
-    best, value = min(rows, key=lambda row_value: row_value[1])
+        return f"Restored the best checkpoint ({monitor.name} {best_value:.4f})"
+    best, value = rows[monitor.best([value for _, value in rows])]
     return (f"Restored the weights of epoch {int(best['epoch']) + 1} of {len(rows)}, the best "
-            f"{monitor} ({value:.4f}; callbacks.restore_best=false keeps the last)")
+            f"{monitor.name} ({value:.4f}; callbacks.restore_best=false keeps the last)")

@@ -29,7 +29,7 @@ def global_batch_size(config, strategy):
 
 
 def make_dataset(app, split, config, strategy, training=False, epochs=None, examples=None,
-                 skip_batches=0):
+                 skip_batches=0, balance=None):
     """(batched dataset, number of examples) of the app's `split`, or (None, 0).
 
     cache (decoded examples, in memory, with data.cache unless the app says they would not
@@ -42,6 +42,8 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None, exam
     same batches as an uninterrupted one (fit it with steps_per_epoch).
     examples: the split's size when the caller counted it already (split_examples).
     skip_batches: batches of the first epoch already trained on (a mid-epoch backup).
+    balance: the class_balance.Balance of a training split: class weights added to each
+    example (after the cache), each pass drawn class-balanced.
     """
     ds = app.build_data(split)
     if ds is None:
@@ -54,19 +56,27 @@ def make_dataset(app, split, config, strategy, training=False, epochs=None, exam
     if config.data.cache and app.fits_in_memory(split):
         ds = ds.cache()
     batch = global_batch_size(config, strategy)
+    if training and balance is not None:
+        ds = balance.weighted(ds)
+    examples_ds = ds
+
+    def shuffled(seed, reshuffle):
+        if training and balance is not None and balance.sampling:
+            return balance.resampled(examples_ds, examples, config.data.shuffle_buffer, seed)
+        return examples_ds.shuffle(config.data.shuffle_buffer, seed=seed,
+                                   reshuffle_each_iteration=reshuffle)
+
     if training and epochs is not None:
         # Python-int seeds, one shuffled pass per epoch, concatenated: a tensor seed
         # (flat_map over the epoch numbers) fails when the global seed is 0, as
         # tf.random's get_seed then compares the tensor with 0 in Python. Each pass
         # keeps its order for every iterator Keras makes (reshuffle off).
-        passes = [ds.shuffle(config.data.shuffle_buffer, seed=config.seed * 100003 + epoch,
-                             reshuffle_each_iteration=False).batch(batch)
+        passes = [shuffled(config.seed * 100003 + epoch, False).batch(batch)
                   for epoch in range(*epochs)] or [ds.take(0).batch(batch)]
         ds = functools.reduce(tf.data.Dataset.concatenate, passes).skip(skip_batches)
     else:
         if training:
-            ds = ds.shuffle(config.data.shuffle_buffer, seed=config.seed,
-                            reshuffle_each_iteration=True)
+            ds = shuffled(config.seed, True)
         ds = ds.batch(batch)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -16,7 +16,7 @@ from training.config import save_yaml
 from training.contract import check_features, check_output_dtypes
 from training.errors import ConfigError, Preempted, TrainingDiverged
 from training.export.from_run import export_model
-from training.pipeline import fine_tuning, inputs, report_page, run_length
+from training.pipeline import class_balance, fine_tuning, inputs, report_page, run_length
 from training.pipeline import history as run_history
 from training.pipeline.batch_norm_statistics import (
     BatchNormStatistics,
@@ -58,6 +58,7 @@ class RunState:
     first_epoch: int = 0  # epochs the backup holds
     steps_done: int = 0  # ... and steps of the epoch after them
     phases: list = dataclasses.field(default_factory=list)  # fine_tuning.Phase's still to train
+    balance: Any = None  # class_balance.Balance of the training stream
     train_ds: Any = None
     train_span: tuple = ()  # (first epoch, end epoch, skipped batches) train_ds streams
     val_ds: Any = None
@@ -95,6 +96,8 @@ def prepare(state):
     if state.resuming:
         state.first_epoch, state.steps_done = run_history.resume_point(state.run_dir)
     state.phases = [p for p in fine_tuning.phases(config) if p.end > state.first_epoch]
+    counts = class_balance.train_counts(state.app)
+    state.balance = class_balance.Balance(config, counts)
     _make_splits(state, train_examples)
     state.steps = inputs.batches_per_epoch(state.examples, config, state.strategy)
     _announce(state)
@@ -105,7 +108,8 @@ def _make_splits(state, train_examples):
     config, app, strategy = state.config, state.app, state.strategy
     span = (max(state.phases[0].start, state.first_epoch), state.phases[0].end, 0)
     state.train_ds, state.examples = inputs.make_dataset(
-        app, "train", config, strategy, training=True, epochs=span[:2], examples=train_examples)
+        app, "train", config, strategy, training=True, epochs=span[:2], examples=train_examples,
+        balance=state.balance)
     state.train_span = span
     if state.train_ds is None:
         raise ConfigError("The training split is empty; raise data.limit or lower "
@@ -133,6 +137,7 @@ def _announce(state):
     data_line = state.app.describe_data()
     print(f"Data: {data_line + '; ' if data_line else ''}{state.examples:,} training, "
           f"{state.val_examples:,} validation, {state.test_examples:,} test examples", flush=True)
+    state.balance.announce()
 
 
 def build(state):
@@ -155,7 +160,8 @@ def build(state):
         app, config, config.callbacks.batch_norm_batches,
         normalized_batch(config, state.strategy.num_replicas_in_sync)))
     if state.resuming:
-        state.best_value = run_history.trim(run_dir, state.first_epoch, state.val_ds is not None)
+        state.best_value = run_history.trim(run_dir, state.first_epoch,
+                                            monitored(config, state.val_ds is not None))
     state.claim.started()  # the run dir holds work from here on: backups, checkpoints, history
 
 
@@ -193,7 +199,7 @@ def _training_data(state, begin, end, skip):
     if (begin, end, skip) != state.train_span:
         state.train_ds, _ = inputs.make_dataset(
             state.app, "train", state.config, state.strategy, training=True, epochs=(begin, end),
-            examples=state.examples, skip_batches=skip)
+            examples=state.examples, skip_batches=skip, balance=state.balance)
         state.train_span = (begin, end, skip)
     return state.train_ds
 
@@ -245,7 +251,8 @@ def finish(state):
     if config.callbacks.restore_best and state.val_ds is not None and best.exists():
         load_weights_without_optimizer(model, best)  # it may be an earlier phase's
         # Its BatchNorm statistics are the ones recomputed before that epoch's validation.
-        print(run_history.restored_message(run_dir, monitored(True), state.best_value), flush=True)
+        print(run_history.restored_message(run_dir, monitored(config, True),
+                                                    state.best_value), flush=True)
     else:
         state.batch_norm.recompute()
     require_free_space(run_dir.path, saved_bytes(model), "the trained model (model.keras)")

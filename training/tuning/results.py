@@ -24,18 +24,19 @@ SUMMARY_FILE = "summary.json"  # written last: the search is over
 ORACLE_DIR = "keras_tuner"  # KerasTuner's project dir: the oracle's state, one trial_<id>/ a trial
 
 
-def objective_value(run_dir, name, restore_best):
-    """Metric `name` of the epoch a finished run kept: the best checkpoint's epoch when the run
-    restored it (the model it tested and would export), else the last epoch."""
+def objective_value(config, name):
+    """Metric `name` of the epoch the finished run of `config` kept: the best checkpoint's
+    epoch when the run restored it (the model it tested and would export), else the last."""
+    run_dir = config.run_dir
     rows = run_history.read(RunDir(run_dir))
     if not rows or name not in rows[0]:
         found = ", ".join(k for k in (rows[0] if rows else {}) if k != "epoch")
         raise ConfigError(f"--objective {name} is not in the trials' history.csv (it has: "
                           f"{found}); choose one of those")
-    watched = monitored("val_loss" in rows[0])
-    if restore_best and watched == "val_loss":
-        losses = [float(r[watched]) for r in rows]
-        rows = [rows[int(np.argmin(losses))]]  # the first best, as ModelCheckpoint keeps it
+    watched = monitored(config, "val_loss" in rows[0])
+    kept = run_history.numbers(RunDir(run_dir), watched.name, rows)
+    if config.callbacks.restore_best and watched.name.startswith("val_") and kept:
+        rows = [kept[watched.best([value for _, value in kept])][0]]
     return float(rows[-1][name])
 
 

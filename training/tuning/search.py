@@ -31,6 +31,7 @@ from training import config as config_lib
 from training import pipeline
 from training import run_dir as run_dirs
 from training.errors import USER_ERRORS, CommandError, ConfigError, TrainingDiverged
+from training.pipeline import callbacks
 from training.tuning import results as tuning_results
 from training.tuning import space as search_space
 
@@ -69,10 +70,8 @@ def make_objective(name):
         if direction not in ("min", "max"):
             raise ConfigError(f"--objective {name}:{direction}: the direction is min or max")
         return keras_tuner.Objective(name, direction)
-    if any(word in name for word in ("loss", "error", "mae", "mse", "perplexity")):
-        return keras_tuner.Objective(name, "min")
-    if "acc" in name or "auc" in name:
-        return keras_tuner.Objective(name, "max")
+    if callbacks.direction(name):
+        return keras_tuner.Objective(name, callbacks.direction(name))
     raise ConfigError(f"--objective {name}: say whether lower or higher is better, e.g. "
                       f"--objective {name}:min")
 
@@ -162,7 +161,7 @@ class PipelineTuner(keras_tuner.engine.base_tuner.BaseTuner):
             except USER_ERRORS as e:
                 raise _UserError(e) from None
         results = {self.oracle.objective.name: tuning_results.objective_value(
-            config.run_dir, self.oracle.objective.name, config.callbacks.restore_best)}
+            config, self.oracle.objective.name)}
         results.update({f"test_{k}": v for k, v in metrics["test"].items()})
         results["seconds"] = time.perf_counter() - start
         results["epochs"] = metrics["epochs_completed"]
