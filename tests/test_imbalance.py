@@ -169,3 +169,15 @@ def test_remedies_are_for_classifiers():
     config = load_config("tabular_regression", None, ["data.class_weight=balanced"])
     with pytest.raises(ConfigError, match="tabular_regression app has no classes"):
         Balance(config, None)
+
+
+def test_a_run_that_evens_the_classes_is_judged_by_balanced_accuracy():
+    from training.pipeline import baselines
+
+    majority = {"class": "GPL-3", "accuracy": 0.9}  # 90% of the test split is one class
+    assert baselines.test_warning(0.7, majority) is not None  # below always answering GPL-3
+    # Balanced accuracy 0.7 over 5 classes is well above the majority answer's 0.2.
+    assert baselines.test_warning(0.7, baselines.balanced(majority, 5), "balanced accuracy") is None
+    line = baselines.test_warning(0.21, baselines.balanced(majority, 5), "balanced accuracy")
+    assert line.startswith("warning: test balanced accuracy 0.2100 is not clearly above the "
+                           "majority-class rate 0.2000")

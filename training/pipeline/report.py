@@ -101,20 +101,31 @@ def write_report(app, model, history, test_ds, run_dir):
 
 def baseline_warnings(app, config, metrics, val_ds, run_dir, steps):
     """Warning lines when validation never beat the majority class, or test does not clearly
-    beat it (classification apps); the validation baseline goes into metrics["baseline"]."""
+    beat it (classification apps); the validation baseline goes into metrics["baseline"]. A run
+    that weighs or draws the classes alike (data.class_weight, data.sampling) trades accuracy
+    for the rare classes' recall, so it is judged by balanced accuracy (majority class: 1 /
+    classes)."""
     names = app.class_names()
     if "baseline" not in metrics:
         return []
+    evened = config.data.class_weight != "none" or config.data.sampling != "none"
+    measure = "balanced accuracy" if evened else "accuracy"
+
+    def scored(baseline):
+        return baselines.balanced(baseline, len(names)) if evened else baseline
+
     warnings = []
-    accuracies = [value for row, value in run_history.numbers(run_dir, "val_accuracy")]
+    column = "val_balanced_accuracy" if evened else "val_accuracy"
+    accuracies = [value for row, value in run_history.numbers(run_dir, column)]
     if val_ds is not None and accuracies:
         baseline = baselines.majority(baselines.label_counts(val_ds, len(names)), names)
         metrics["baseline"]["validation"] = baseline
-        warnings.append(baselines.validation_warning(accuracies, baseline, steps,
-                                                     config.optimizer.learning_rate))
+        warnings.append(baselines.validation_warning(accuracies, scored(baseline), steps,
+                                                     config.optimizer.learning_rate, measure))
     matrix = np.array(metrics["confusion_matrix"])
-    warnings.append(baselines.test_warning(float(np.trace(matrix) / max(matrix.sum(), 1)),
-                                           metrics["baseline"]["test"]))
+    test = (metrics["balanced_accuracy"] if evened
+            else float(np.trace(matrix) / max(matrix.sum(), 1)))
+    warnings.append(baselines.test_warning(test, scored(metrics["baseline"]["test"]), measure))
     return [w for w in warnings if w]
 
 
