@@ -23,7 +23,7 @@ help:
 	@echo "make test-installed   build the wheel, install it in a fresh venv, follow the README's library steps"
 	@echo "make lint        ruff over the whole tree (pyproject.toml has its rules)"
 	@echo "make results     re-run every config of the README's results table (about 70 min) -> README"
-	@echo "make bench       every benchmark in benchmarks/ (about an hour) -> benchmarks/RESULTS.md"
+	@echo "make bench       every benchmark in benchmarks/ (hours) -> benchmarks/RESULTS.md"
 	@echo "make export RUN=runs/<app>/<stamp> [FORMAT=litert QUANTIZE=int8]   export a finished run"
 	@echo "make serve       serve export/ with TF Serving (or the local stand-in) on :8501"
 	@echo "make new-app NAME=my_task            scaffold a new task (app, config, test)"
@@ -122,7 +122,7 @@ lint: $(INSTALLED)
 # README table (benchmarks/report.py). A failed one fails the target; its row says nan or not run.
 BENCHMARKS ?= input_pipeline hardware_efficiency fused_batch_norm mixed_precision rbm_vs_sklearn \
 	serving_latency serving_load serving_warmup_batching accuracy_vs_time forecast_vs_naive \
-	dbn_semi_supervised folder_vs_idx transfer small_data litert_int8 backends
+	dbn_semi_supervised folder_vs_idx transfer small_data imbalance multi_label litert_int8 backends
 results: setup
 	$(PY) benchmarks/results_table.py $(ARGS)
 

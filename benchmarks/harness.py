@@ -73,6 +73,23 @@ def epoch_seconds(model, dataset, steps, epochs):
     return timer.epoch_seconds
 
 
+def train_run(run_dir, *settings, app="image_classification"):
+    """metrics.json of `python -m training train --app APP --set S ...` run in a fresh process
+    into `run_dir` (no export, one line per epoch); a finished run is read, not trained again
+    (the benchmarks' --out)."""
+    import subprocess
+
+    from training.run_dir import RunDir
+
+    if not RunDir(run_dir).metrics.exists():
+        command = [sys.executable, "-m", "training", "train", "--app", app]
+        for setting in (f"run_dir={run_dir}", "export.enabled=false", "runtime.verbose=2",
+                        *settings):
+            command += ["--set", setting]
+        subprocess.run(command, check=True, cwd=ROOT)
+    return json.loads(RunDir(run_dir).metrics.read_text())
+
+
 def machine():
     cpu = platform.processor() or platform.machine()
     try:

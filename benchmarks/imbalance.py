@@ -15,8 +15,6 @@ import argparse
 import gzip
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +22,6 @@ import harness
 import numpy as np
 
 from apps.image_classification.data import FASHION_MNIST_CLASSES, IDX_DIRS, IDX_FILES, ImageSource
-from training.run_dir import RunDir
 
 RARE = range(5)  # the classes cut
 REMEDIES = {"none": [], "class_weight": ["data.class_weight=balanced"],
@@ -59,19 +56,6 @@ def write_data(target, keep, seed):
     return np.bincount(labels[chosen], minlength=len(FASHION_MNIST_CLASSES)).tolist()
 
 
-def train(data, run_dir, seed, remedy):
-    """metrics.json of the default command's run with `remedy`; a finished run is read (--out)."""
-    if RunDir(run_dir).metrics.exists():
-        return json.loads(RunDir(run_dir).metrics.read_text())
-    command = [sys.executable, "-m", "training", "train", "--app", "image_classification",
-               "--set", f"data.dir={data}", "--set", f"seed={seed}", "--set", f"run_dir={run_dir}",
-               "--set", "export.enabled=false", "--set", "runtime.verbose=2"]
-    for setting in REMEDIES[remedy]:
-        command += ["--set", setting]
-    subprocess.run(command, check=True, cwd=harness.ROOT)
-    return json.loads(RunDir(run_dir).metrics.read_text())
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -86,7 +70,8 @@ def main():
         runs = []
         for seed in range(args.seeds):
             counts = write_data(out / f"data-{seed}", args.keep, seed)
-            metrics = train(out / f"data-{seed}", out / f"{remedy}-{seed}", seed, remedy)
+            metrics = harness.train_run(out / f"{remedy}-{seed}", f"data.dir={out / f'data-{seed}'}",
+                                        f"seed={seed}", *REMEDIES[remedy])
             runs.append({"seed": seed, "balanced_accuracy": metrics["test"]["balanced_accuracy"],
                          "macro_f1": metrics["test"]["macro_f1"],
                          "recall": {name: metrics["per_class"][name]["recall"]

@@ -22,7 +22,7 @@ README = BENCH.parent / "README.md"
 ORDER = ["input_pipeline", "hardware_efficiency", "fused_batch_norm", "mixed_precision",
          "rbm_vs_sklearn", "serving_latency", "serving_load", "serving_warmup_batching",
          "accuracy_vs_time", "forecast_vs_naive", "dbn_semi_supervised", "folder_vs_idx", "transfer",
-         "small_data", "litert_int8", "backends"]
+         "small_data", "imbalance", "multi_label", "litert_int8", "backends"]
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
 

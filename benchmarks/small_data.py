@@ -14,8 +14,6 @@ Goals: beat it by 3 points; inference within 1 point of batch statistics; <= 5 m
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -94,17 +92,6 @@ def batch_statistics_accuracy(run_dir):
     return correct / len(images)
 
 
-def train(data, run_dir, seed):
-    """metrics.json of the default command's run; a finished run is read (--out)."""
-    if RunDir(run_dir).metrics.exists():
-        return json.loads(RunDir(run_dir).metrics.read_text())
-    command = [sys.executable, "-m", "training", "train", "--app", "image_classification",
-               "--set", f"data.dir={data}", "--set", f"seed={seed}", "--set", f"run_dir={run_dir}",
-               "--set", "export.enabled=false", "--set", "runtime.verbose=2"]
-    subprocess.run(command, check=True, cwd=harness.ROOT)
-    return json.loads(RunDir(run_dir).metrics.read_text())
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,100,500", help="images per class, comma-separated")
@@ -120,7 +107,7 @@ def main():
             data = out / f"{per_class}-{seed}" / "data"
             train_pixels, train_labels = write_folder(data, per_class, seed)
             run_dir = out / f"{per_class}-{seed}" / "run"
-            metrics = train(data, run_dir, seed)
+            metrics = harness.train_run(run_dir, f"data.dir={data}", f"seed={seed}")
             runs.append({"seed": seed, "test_accuracy": metrics["test"]["accuracy"],
                          "batch_statistics_accuracy": batch_statistics_accuracy(run_dir),
                          "logistic_regression": logistic_regression(train_pixels, train_labels),

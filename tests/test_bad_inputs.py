@@ -83,6 +83,23 @@ CONFIG_CASES = [
     ("format_unknown", "image_classification", ["data.format=csv"], "must be one of: auto, idx, folder"),
     ("weights_for_our_arch", "image_classification", ["model.weights=imagenet"],
      "weights applies to keras_applications/* archs"),
+    ("class_weight_negative", "image_classification", ["data.class_weight={Bag: -1}"],
+     "must give each class a weight >= 0"),
+    ("class_weight_all_zero", "image_classification", ["data.class_weight={Bag: 0, Coat: 0}"],
+     "must give some class a weight above 0"),
+    ("class_weight_word", "sequence_modeling", ["data.class_weight=inverse"],
+     "must be a mapping {str: float} or one of: none, balanced"),
+    ("two_remedies", "image_classification", ["data.class_weight=balanced", "data.sampling=balanced"],
+     "choose one"),
+    ("monitor_with_val", "image_classification", ["callbacks.monitor=val_loss"], "without val_"),
+    ("multi_without_manifest", "image_classification", ["data.labels=multi"],
+     "reads its labels from data.manifest"),
+    ("multi_with_class_weight", "image_classification",
+     ["data.labels=multi", "data.manifest=m.csv", "data.class_weight=balanced"],
+     "are for single-label classes"),
+    ("multi_for_the_language_model", "sequence_modeling",
+     ["task=language_model", "data.labels=multi"], "is for task=classification on a CSV file"),
+    ("separator_comma", "sequence_modeling", ["data.label_separator=,"], "one character other than"),
 ]
 
 

@@ -85,6 +85,40 @@ def classification_signature(model, spec, class_names, resources=(), examples=No
                             resources=list(resources))
 
 
+def multi_label_args(num_labels):
+    """compile_args of a multi-label classifier (a sigmoid per label, 0/1 float labels): binary
+    cross-entropy; micro and macro F1 at 0.5 (the run's own thresholds are chosen after fit,
+    training/pipeline/multi_label.py) and the mean average precision, Keras' area under each
+    label's precision-recall curve averaged over the labels."""
+    import keras
+
+    return {"optimizer": "adam", "loss": keras.losses.BinaryCrossentropy(),
+            "metrics": [keras.metrics.F1Score(average="micro", threshold=0.5, name="micro_f1"),
+                        keras.metrics.F1Score(average="macro", threshold=0.5, name="macro_f1"),
+                        keras.metrics.AUC(curve="PR", multi_label=True, num_labels=num_labels,
+                                          name="map")]}
+
+
+def multi_label_signature(model, spec, label_names, thresholds=None, resources=(), examples=None):
+    """Serving for a multi-label classifier: `spec` in; each label's probability, whether it is
+    above its threshold (`thresholds`, chosen on validation; None: 0.5 each) and the names of
+    those above it (the others ""; TF Serving answers dense tensors) out."""
+    import tensorflow as tf
+
+    names = tf.constant(label_names)
+    cut = tf.constant(thresholds if thresholds is not None else [0.5] * len(label_names),
+                      tf.float32)
+
+    def serve(inputs):
+        probabilities = model(inputs, training=False)
+        above = probabilities >= cut
+        shown = tf.where(above, tf.broadcast_to(names, tf.shape(above)), tf.constant(""))
+        return {"probabilities": probabilities, "above_threshold": above, "labels": shown}
+
+    return ServingSignature([spec], serve, scored="probabilities", examples=examples,
+                            resources=list(resources))
+
+
 SHOWN_CLASSES = 5  # class names in the line that starts a run
 
 
@@ -154,6 +188,16 @@ class App:
         pipeline reads them from build_data."""
         return None
 
+    def is_multi_label(self) -> bool:
+        """Does each example have a set of labels (a 0/1 float per class_names entry) rather
+        than one class id? The pipeline then chooses each label's decision threshold on the
+        validation split (`thresholds`) and reports per-label figures, not a confusion matrix."""
+        return False
+
+    # Multi-label apps: each label's decision threshold, chosen on the validation split after
+    # fit (training/pipeline/multi_label.py) or read back from the run; None: 0.5 each.
+    thresholds: Optional[List[float]] = None
+
     def example_names(self, split: str) -> Optional[List[str]]:
         """What tells a person which example each of `split`'s is, in build_data's order: the
         image files' paths, the texts (mistakes.csv names the misclassified ones by it); None:
@@ -167,7 +211,7 @@ class App:
         if not names:
             return ""
         shown = ", ".join(names[:SHOWN_CLASSES]) + (", ..." if len(names) > SHOWN_CLASSES else "")
-        return f"{len(names)} classes ({shown})"
+        return f"{len(names)} {'labels' if self.is_multi_label() else 'classes'} ({shown})"
 
     def resolve_auto(self) -> None:
         """Set the app's own `auto` options in `self.config` to values, once `epochs` and

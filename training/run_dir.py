@@ -225,4 +225,9 @@ def load_run(path, overrides=()):
                         f"({model_file_damage(run_dir.model, e)}); it is damaged or was "
                         "not written completely. Train again into a new run_dir"
                         + (f" (the best weights are in {best})" if best.exists() else "")) from None
+    if app.is_multi_label():  # the thresholds the run chose on its validation split
+        import json
+
+        chosen = json.loads(run_dir.metrics.read_text()).get("thresholds") or {}
+        app.thresholds = [float(chosen.get(name, 0.5)) for name in app.class_names()]
     return config, app, model

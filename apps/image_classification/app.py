@@ -14,7 +14,13 @@ from apps.image_classification.folders import decode_image
 from apps.image_classification.model import build_classifier
 from apps.image_classification.sources import image_source
 from serving.image_header import IMAGE_BYTES
-from training.app import App, ServingSignature, classification_signature
+from training.app import (
+    App,
+    ServingSignature,
+    classification_signature,
+    multi_label_args,
+    multi_label_signature,
+)
 from training.pipeline import fine_tuning
 
 
@@ -55,7 +61,8 @@ class ImageClassification(App):
         return build_classifier(m.arch, self.info.shape, self.info.num_classes,
                                 width_multiplier=m.width_multiplier, dropout=m.dropout,
                                 augment=m.augment is True, augment_shift=m.augment_shift,
-                                weights=m.weights or "imagenet")
+                                weights=m.weights or "imagenet",
+                                multi_label=self.is_multi_label())
 
     def resolve_auto(self):
         model = self.config.model
@@ -73,7 +80,12 @@ class ImageClassification(App):
             why = f"for {self.config.epochs} epochs (on above {AUGMENT_ABOVE_EPOCHS})"
         print(f"model.augment=auto: {'on' if model.augment else 'off'} {why}", flush=True)
 
+    def is_multi_label(self):
+        return self.config.data.labels == "multi"
+
     def compile_args(self):
+        if self.is_multi_label():
+            return multi_label_args(len(self.class_names()))
         return {
             "optimizer": "adam",
             "loss": keras.losses.SparseCategoricalCrossentropy(),
@@ -89,8 +101,10 @@ class ImageClassification(App):
 
     def serving_signature(self, model):
         shape = (None,) + tuple(model.inputs[0].shape[1:])
-        return classification_signature(model, tf.TensorSpec(shape, tf.uint8, name="image"),
-                                        self.class_names())
+        spec = tf.TensorSpec(shape, tf.uint8, name="image")
+        if self.is_multi_label():
+            return multi_label_signature(model, spec, self.class_names(), self.thresholds)
+        return classification_signature(model, spec, self.class_names())
 
     def extra_signatures(self, model):
         """`image_bytes`: encoded JPEG/PNG/BMP/GIF files, decoded and resized in the SavedModel

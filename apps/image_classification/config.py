@@ -4,7 +4,17 @@ from dataclasses import dataclass, field
 from typing import List, Literal, Optional
 
 from serving.image_header import DEFAULT_MAX_PIXELS
-from training.config import BoolOrAuto, Config, DataConfig, IntOrAuto, ModelConfig, OptimizerConfig, option
+from training.config import (
+    BoolOrAuto,
+    Config,
+    DataConfig,
+    IntOrAuto,
+    LabelKind,
+    ModelConfig,
+    OptimizerConfig,
+    label_separator,
+    option,
+)
 
 # The backbones.BACKBONES names (tests/test_layout.py checks they match), written out here so
 # that --help and --print-config import no Keras.
@@ -66,9 +76,25 @@ class ImageDataConfig(DataConfig):
     background: int = option(255, "transparent pixels (PNG alpha, palette transparency) are drawn "
                              "on this gray level, in training, predict and image_bytes alike: "
                              "255 white, 0 black", ge=0, le=255)
+    labels: LabelKind = option(
+        "single", "multi: an image may have several labels (or none of them), read from "
+        "data.manifest: a sigmoid per label, each with a threshold chosen on validation")
+    manifest: Optional[str] = option(None, "data.labels=multi: a CSV with columns file,labels (a "
+                                     "file's path relative to the CSV's folder; its labels "
+                                     "separated by data.label_separator)")
+    label_separator: str = option(";", "what separates a manifest row's labels", check=label_separator)
     max_image_pixels: int = option(DEFAULT_MAX_PIXELS, "images whose header declares more pixels "
                                    "(width x height) are not decoded: skipped in training, refused "
                                    "by predict (a decompression bomb decodes to gigabytes)", ge=1)
+
+    def check(self):
+        if (self.labels == "multi") != bool(self.manifest):
+            return ("data.labels=multi reads its labels from data.manifest=FILE.csv (columns "
+                    "file,labels); set both, or neither for class folders")
+        if self.labels == "multi" and (self.class_weight != "none" or self.sampling != "none"):
+            return ("data.class_weight and data.sampling are for single-label classes; "
+                    "data.labels=multi takes neither")
+        return super().check()
 
 
 @dataclass

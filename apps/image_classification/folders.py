@@ -64,14 +64,16 @@ def decode_image(data, size, channels, background=255):
 class FolderImages:
     """One image classification data set from class folders (see training/folder_data.py)."""
 
+    multi_label = False  # each example's label is a class id (ManifestImages: a set of them)
+
     def __init__(self, data_dir, image_size=None, channels=None, validation_split=0.1,
                  test_split=0.2, limit=None, classes=None, background=255,
-                 max_pixels=DEFAULT_MAX_PIXELS):
+                 max_pixels=DEFAULT_MAX_PIXELS, listing=None):
         self.data_dir = data_dir
         self.limit = limit
         self.background = background
-        self._listing = list_labelled_files(data_dir, IMAGE_SUFFIXES, validation_split, test_split,
-                                            classes, what="images")
+        self._listing = listing or list_labelled_files(data_dir, IMAGE_SUFFIXES, validation_split,
+                                                       test_split, classes, what="images")
         self._drop_undecodable_headers(max_pixels)
         self.class_names = self._listing.class_names
         self.size, self.channels = self._shape_defaults(image_size, channels)
@@ -202,8 +204,9 @@ class FolderImages:
                 print(f"warning: {blank} of {len(files)} {split} images are one flat colour once "
                       f"decoded (transparent ones are drawn on data.background={self.background}); "
                       "check that the folders hold what you expect", flush=True)
-        empty = [c for i, c in enumerate(self.class_names)
-                 if not any(label == i for _, label in self._good["train"])]
+        found = {i for _, label in self._good["train"]
+                 for i in (label if self.multi_label else (label,))}
+        empty = [c for i, c in enumerate(self.class_names) if i not in found]
         if len(empty) > len(self.class_names) - 2:
             raise DataError(f"Fewer than two classes of {self.data_dir} have a readable training "
                             f"image (none in: {', '.join(empty)})")
@@ -219,15 +222,25 @@ class FolderImages:
         return [path for path, _ in self._files(split)]
 
     def labels(self, split):
-        """The class ids of `split`'s examples, in the dataset's order."""
-        return [label for _, label in self._files(split)]
+        """The class ids of `split`'s examples, in the dataset's order (multi-label: a 0/1
+        float per label)."""
+        return self._label_array([label for _, label in self._files(split)])
+
+    def _label_array(self, labels):
+        if not self.multi_label:
+            return np.array(labels, np.int64)
+        hot = np.zeros((len(labels), len(self.class_names)), np.float32)
+        for row, ids in enumerate(labels):  # a set of label ids -> one 0/1 float per label
+            hot[row, list(ids)] = 1.0
+        return hot
 
     def dataset(self, split):
-        """Unbatched (uint8 image HxWxC, int64 label) examples read from disk, or None if empty."""
+        """Unbatched (uint8 image HxWxC, int64 label) examples read from disk, or None if empty;
+        multi-label: (image, float32 0/1 per label)."""
         files = self._files(split)
         if not files:
             return None
         paths, labels = zip(*files)
-        ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.constant(labels, tf.int64)))
+        ds = tf.data.Dataset.from_tensor_slices((list(paths), self._label_array(labels)))
         return ds.map(self._load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

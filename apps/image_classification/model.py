@@ -7,8 +7,10 @@ from apps.image_classification.backbones import BACKBONES
 
 
 def build_classifier(arch, input_shape, num_classes, width_multiplier=1.0, dropout=0.0,
-                     augment=False, augment_shift=0.1, name=None, weights="imagenet"):
-    """A keras.Model from uint8 images (input "image") to class probabilities.
+                     augment=False, augment_shift=0.1, name=None, weights="imagenet",
+                     multi_label=False):
+    """A keras.Model from uint8 images (input "image") to class probabilities (multi_label:
+    one sigmoid probability per label).
 
     Args:
         arch: one of BACKBONES: mobilenet, mobilenet_small, resnet18, resnet34,
@@ -47,6 +49,6 @@ def build_classifier(arch, input_shape, num_classes, width_multiplier=1.0, dropo
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     # float32 softmax keeps probabilities exact under mixed precision.
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
-                                 name="probabilities")(x)
+    outputs = keras.layers.Dense(num_classes, activation="sigmoid" if multi_label else "softmax",
+                                 dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name or arch.replace("/", "_"))

@@ -1,12 +1,21 @@
-"""Which source a config names: class folders (folders.py), else IDX files or TFDS (data.py)."""
+"""Which source a config names: a multi-label manifest (manifest.py), class folders
+(folders.py), else IDX files or TFDS (data.py)."""
 
 from apps.image_classification.data import ImageSource, is_folder_of_classes
 from apps.image_classification.folders import FolderImages
+from apps.image_classification.manifest import ManifestImages
 from training.errors import ConfigError
 
 
 def image_source(data):
-    """The source `data` (an ImageDataConfig) names: class folders, else IDX files or TFDS."""
+    """The source `data` (an ImageDataConfig) names: a manifest, class folders, else IDX files
+    or TFDS."""
+    if data.labels == "multi":
+        source = ManifestImages(data.manifest, data.label_separator, data.image_size,
+                                data.channels, data.validation_split, data.test_split, data.limit,
+                                data.background, data.max_image_pixels)
+        data.image_size, data.channels = list(source.size), source.channels
+        return source
     folder = data.format == "folder" or (data.format == "auto" and is_folder_of_classes(data))
     if not folder:
         return ImageSource(data.name, data.dir, data.validation_split, data.limit, data.download)

@@ -34,6 +34,20 @@ class SequenceModeling(App):
     def class_names(self):
         return self.task.class_names()
 
+    def is_multi_label(self):
+        return self.task.is_multi_label()
+
+    def labels(self, split):
+        return self.task.labels(split)
+
+    @property
+    def thresholds(self):
+        return self.task.thresholds
+
+    @thresholds.setter
+    def thresholds(self, value):  # the pipeline's choice, which the task's export serves
+        self.task.thresholds = value
+
     def example_names(self, split):
         return self.task.example_names(split)
 

@@ -4,6 +4,8 @@ texts.py) or a TFDS text set by name (imdb_reviews). TextVectorization is adapte
 training split and kept in the model, so the export takes raw strings (under JAX or PyTorch the
 model takes word ids and the export turns strings into them: token_ids.py)."""
 
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -15,7 +17,7 @@ from apps.sequence_modeling.task import (
     sparse_classification_args,
     token_ids_input,
 )
-from training.app import classification_signature
+from training.app import classification_signature, multi_label_args, multi_label_signature
 from training.datasets import tfds_info, tfds_labelled
 from training.errors import DataError
 
@@ -49,8 +51,9 @@ class Classification(Task):
         """Your own labelled texts (read once): a CSV file or class folders of .txt files."""
         d = self.config.data
         if self._texts is None:
+            separator = d.label_separator if d.labels == "multi" else None
             self._texts = (texts.csv_texts(d.path, d.text_column, d.label_column, d.validation_split,
-                                           d.test_split) if d.path else
+                                           d.test_split, separator) if d.path else
                            texts.text_folders(d.dir, d.validation_split, d.test_split, d.classes))
         return self._texts
 
@@ -60,7 +63,7 @@ class Classification(Task):
             return self.images.labels(split)
         if not self.own_texts:
             return None
-        return self.labelled_texts.splits[split][1][:self.config.data.limit]
+        return self.labelled_texts.labels(split, self.config.data.limit)
 
     def example_names(self, split):
         """Your own texts' first TEXT_SHOWN characters, on one line (TFDS texts: their index)."""
@@ -111,9 +114,14 @@ class Classification(Task):
                 inputs, x = token_ids_input(self.config.data.text_length, self.vectorizer)
             vocabulary = self.vectorizer.vocabulary_size()
         return recurrent_softmax(inputs, x, m, len(self.class_names()), f"{m.cell}_classification",
-                                 vocabulary)
+                                 vocabulary, multi_label=self.is_multi_label())
+
+    def is_multi_label(self):
+        return self.config.data.labels == "multi"
 
     def compile_args(self):
+        if self.is_multi_label():
+            return multi_label_args(len(self.class_names()))
         return sparse_classification_args()
 
     def class_names(self):
@@ -129,11 +137,13 @@ class Classification(Task):
             return classification_signature(model, tf.TensorSpec(shape, tf.uint8, name="image"),
                                             self.class_names())
         spec = tf.TensorSpec((None,), tf.string, name="text")
+        signature = (functools.partial(multi_label_signature, thresholds=self.thresholds)
+                     if self.is_multi_label() else classification_signature)
         if token_ids.takes_ids(model):
             to_ids = token_ids.words_to_ids(model.get_layer("vocabulary").get_vocabulary(),
                                             model.inputs[0].shape[1])
-            return classification_signature(
+            return signature(
                 lambda text, training: model(tf.cast(to_ids(text), tf.int32), training=training),
-                spec, self.class_names(), token_ids.lookup_tables(to_ids),
-                token_ids.ids_to_texts(model, " "))
-        return classification_signature(model, spec, self.class_names())
+                spec, self.class_names(), resources=token_ids.lookup_tables(to_ids),
+                examples=token_ids.ids_to_texts(model, " "))
+        return signature(model, spec, self.class_names())

@@ -4,7 +4,16 @@ config_class)."""
 from dataclasses import dataclass, field
 from typing import List, Literal, Optional
 
-from training.config import Config, DataConfig, IntOrAuto, ModelConfig, OptimizerConfig, option
+from training.config import (
+    Config,
+    DataConfig,
+    IntOrAuto,
+    LabelKind,
+    ModelConfig,
+    OptimizerConfig,
+    label_separator,
+    option,
+)
 
 LENGTH_PERCENTILE = 95  # data.text_length=0: the training texts' word count at this percentile,
 MAX_TEXT_LENGTH = 1000  # but at most this many words: one 262 KB page made a step take 117 s
@@ -22,6 +31,12 @@ class SequenceDataConfig(DataConfig):
     column: str = option("", "the CSV column to forecast")
     text_column: str = option("text", "classification CSV: the column of texts")
     label_column: str = option("label", "classification CSV: the column of labels")
+    labels: LabelKind = option(
+        "single", "classification CSV: multi: a text may have several labels (or none of them), "
+        "separated by data.label_separator in the label column: a sigmoid per label, each with "
+        "a threshold chosen on validation")
+    label_separator: str = option(";", "data.labels=multi: what separates a row's labels",
+                                  check=label_separator)
     classes: Optional[List[str]] = option(None, "classification from class folders: use only these")
     sequence_length: int = option(100, "characters per language-model window; steps per forecast window",
                                  ge=1)
@@ -52,3 +67,13 @@ class SequenceModelingConfig(Config):
     data: SequenceDataConfig = field(default_factory=SequenceDataConfig)
     model: SequenceModelConfig = field(default_factory=SequenceModelConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(learning_rate=2e-3))
+
+    def check(self):
+        if self.data.labels == "multi" and (self.task != "classification" or not self.data.path):
+            return ("data.labels=multi is for task=classification on a CSV file (data.path=FILE.csv "
+                    "with a label column of labels separated by data.label_separator)")
+        if self.data.labels == "multi" and (self.data.class_weight != "none"
+                                            or self.data.sampling != "none"):
+            return ("data.class_weight and data.sampling are for single-label classes; "
+                    "data.labels=multi takes neither")
+        return super().check()

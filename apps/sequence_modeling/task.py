@@ -20,7 +20,15 @@ class Task:
         # exported under TensorFlow too.
         self.strings_in_model = resolve_backend(config.runtime.backend) == "tensorflow"
 
+    thresholds = None  # a multi-label task's, set by the pipeline (App.thresholds)
+
     def class_names(self):
+        return None
+
+    def is_multi_label(self):
+        return False
+
+    def labels(self, split):
         return None
 
     def example_names(self, split):
@@ -54,16 +62,17 @@ def token_ids_input(length, lookup):
 
 
 def recurrent_softmax(inputs, x, model_config, classes, name, vocabulary=None,
-                      return_sequences=False):
+                      return_sequences=False, multi_label=False):
     """The recurrent stack over `x` (embedded first when it holds ids of a `vocabulary` of that
-    size), then a softmax over `classes`: per step with `return_sequences`."""
+    size), then a softmax over `classes`: per step with `return_sequences`; `multi_label`: a
+    sigmoid per class instead."""
     m = model_config
     if vocabulary is not None:
         x = keras.layers.Embedding(vocabulary, m.embedding_dim, mask_zero=True, name="embedding")(x)
     x = recurrent_stack(x, m.cell, m.units, m.layers, m.bidirectional, m.dropout,
                         return_sequences=return_sequences)
-    outputs = keras.layers.Dense(classes, activation="softmax", dtype="float32",
-                                 name="probabilities")(x)
+    outputs = keras.layers.Dense(classes, activation="sigmoid" if multi_label else "softmax",
+                                 dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -38,16 +38,26 @@ def length_from_data(texts):
 @dataclass
 class LabelledTexts:
     class_names: List[str]
-    splits: Dict[str, Tuple[List[str], List[int]]]  # split -> (texts, labels)
+    splits: Dict[str, Tuple[List[str], list]]  # split -> (texts, labels)
+    multi_label: bool = False  # each label a tuple of label ids, not one class id
+
+    def labels(self, split, limit=None):
+        """`split`'s labels: int64 class ids, or (multi-label) a 0/1 float32 row per text."""
+        labels = self.splits[split][1][:limit]
+        if not self.multi_label:
+            return np.array(labels, np.int64)
+        hot = np.zeros((len(labels), len(self.class_names)), np.float32)
+        for row, ids in enumerate(labels):
+            hot[row, list(ids)] = 1.0
+        return hot
 
     def dataset(self, split, limit=None):
-        """Unbatched (string, int64 label) examples of `split`, or None if it is empty."""
-        texts, labels = self.splits[split]
-        if limit is not None:
-            texts, labels = texts[:limit], labels[:limit]
+        """Unbatched (string, int64 label) examples of `split` (multi-label: a 0/1 float per
+        label), or None if it is empty."""
+        texts = self.splits[split][0][:limit]
         if not texts:
             return None
-        return tf.data.Dataset.from_tensor_slices((texts, tf.constant(labels, tf.int64)))
+        return tf.data.Dataset.from_tensor_slices((texts, self.labels(split, limit)))
 
 
 def _usable(raw):
@@ -88,9 +98,14 @@ def _class_order(names):
         return sorted(names)
 
 
-def csv_texts(path, text_column, label_column, validation_split, test_split) -> LabelledTexts:
-    """Texts and labels from two columns of a CSV file with a header row."""
+def csv_texts(path, text_column, label_column, validation_split, test_split,
+              separator=None) -> LabelledTexts:
+    """Texts and labels from two columns of a CSV file with a header row; with `separator`,
+    each label field is a set of labels (multi_label_texts)."""
     lines = csv_rows(path, {"text_column": text_column, "label_column": label_column})
+    if separator is not None:
+        return multi_label_texts(path, lines, text_column, label_column, separator,
+                                 validation_split, test_split)
     rows, bad = [], []
     for line, row in lines:
         text, label = row.get(text_column) or "", (row.get(label_column) or "").strip()
@@ -112,6 +127,41 @@ def csv_texts(path, text_column, label_column, validation_split, test_split) -> 
         splits[split][0].append(text)
         splits[split][1].append(index[label])
     return LabelledTexts(names, splits)
+
+
+def multi_label_texts(path, lines, text_column, label_column, separator, validation_split,
+                      test_split) -> LabelledTexts:
+    """Texts whose label field holds labels separated by `separator`; the label set is the
+    training rows' (sorted); a row with an empty text or label set, bytes that are not UTF-8,
+    or a label no training row has is skipped and counted."""
+    rows, bad = [], []
+    for line, row in lines:
+        text = row.get(text_column) or ""
+        labels = sorted({name.strip() for name in (row.get(label_column) or "").split(separator)
+                         if name.strip()})
+        if not text.strip() or not labels or _undecodable(text + "".join(labels)):
+            bad.append(f"line {line}")
+        else:
+            rows.append((text, labels, hash_split(text, validation_split, test_split)))
+    names = sorted({name for _, labels, split in rows if split == "train" for name in labels})
+    if len(names) < 2:
+        raise DataError(f"{path}: its training rows name {len(names)} label(s) in column "
+                        f"{label_column!r} ({', '.join(names) or 'none'}); a multi-label model "
+                        "needs at least two")
+    index = {name: i for i, name in enumerate(names)}
+    splits, unseen = {split: ([], []) for split in SPLITS}, []
+    for text, labels, split in rows:
+        if any(name not in index for name in labels):
+            unseen.append(", ".join(name for name in labels if name not in index))
+            continue
+        splits[split][0].append(text)
+        splits[split][1].append(tuple(index[name] for name in labels))
+    if bad:
+        print(skipped_report(bad, len(lines), "rows with an empty text, no label or bytes that are "
+                             "not UTF-8"), flush=True)
+    if unseen:
+        print(skipped_report(unseen, len(lines), "rows with a label no training row has"), flush=True)
+    return LabelledTexts(names, splits, multi_label=True)
 
 
 def _undecodable(text):

@@ -53,6 +53,11 @@ class DBNDataConfig(ImageDataConfig):
     labeled: Optional[int] = option(None, "fine-tune on this many labelled train examples (semi-supervised)",
                                     ge=1)
 
+    def check(self):
+        if self.labels == "multi":
+            return "data.labels=multi is the image_classification app's; the DBN learns one class"
+        return super().check()
+
 
 @dataclass
 class DBNConfig(Config):

@@ -98,6 +98,10 @@ def print_results(metrics):
         print(f"\nTest on {metrics['test_examples']:,} examples: {test}")
     if metrics.get("per_class"):
         print(per_class_table(metrics))
+    if metrics.get("multi_label"):
+        from training.pipeline.multi_label import table
+
+        print(table(metrics))
     extra = report_scalars(metrics)
     if extra:
         print("Reported: " + ", ".join(f"{k} {v:.4g}" for k, v in extra.items()))

@@ -40,19 +40,22 @@ from training.config.sections import (
     DataConfig,
     ExportConfig,
     IntOrAuto,
+    LabelKind,
     ModelConfig,
     OptimizerConfig,
     OptimizerName,
     RuntimeConfig,
     Schedule,
     Strategy,
+    label_separator,
     option,
 )
 
 __all__ = [
     "BoolOrAuto", "CallbacksConfig", "Config", "DataConfig", "ExportConfig", "IntOrAuto",
-    "ModelConfig", "OptimizerConfig", "OptimizerName", "RuntimeConfig", "Schedule", "Strategy",
-    "bounds_text", "choices", "describe", "from_dict", "key_help", "key_meta", "load",
+    "LabelKind", "ModelConfig", "OptimizerConfig", "OptimizerName", "RuntimeConfig", "Schedule",
+    "Strategy", "bounds_text", "choices", "describe", "from_dict", "key_help", "key_meta",
+    "label_separator", "load",
     "named_app", "option", "read_yaml", "resolved_at_run", "save_yaml", "set_key", "set_value",
     "to_dict", "to_yaml",
 ]

@@ -183,6 +183,8 @@ def set_key(values, assignment):
         value = strict_yaml.load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if value in ("", None) and raw.strip() not in ("", "null", "~", "Null", "NULL"):
+        value = raw  # a YAML indicator alone ("|", ">": data.label_separator=|) is that character
     set_value(values, key, value)
 
 

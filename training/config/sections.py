@@ -57,6 +57,14 @@ def _class_weights(value):
     return None
 
 
+LabelKind = Literal["single", "multi"]  # an example has one class, or a set of labels
+
+
+def label_separator(value):
+    """The check of a key naming what separates a CSV field's labels."""
+    return "must be one character other than a comma" if len(value) != 1 or value == "," else None
+
+
 def _monitor(value):
     if value.startswith("val_"):
         return "names the metric without val_ (the validation one is watched when there is a split)"

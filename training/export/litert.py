@@ -223,6 +223,8 @@ def export_litert(app, model, config, name=None, quantize="none", int8_io=False,
                    "inputs": tensor_details(interpreter.runner.get_input_details()),
                    "outputs": tensor_details(interpreter.runner.get_output_details()),
                    "labels": "labels.txt" if names else None}
+        if app.is_multi_label():  # a sigmoid per label: the run's decision thresholds
+            details["thresholds"] = dict(zip(names, app.thresholds or [0.5] * len(names)))
         if quantize == "int8":
             details["int8_check"] = int8_check(model, interpreter, calibration)
             print(describe_check(details["int8_check"]))

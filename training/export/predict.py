@@ -120,10 +120,17 @@ def _plain(value):
 
 
 def as_text(results, class_names, top=3):
-    """One line per result: the `top` classes with their probabilities, or the outputs."""
+    """One line per result: the `top` classes with their probabilities (multi-label: the labels
+    above their thresholds, with theirs), or the outputs."""
     lines = []
     for result in results:
-        if class_names and "probabilities" in result:
+        if class_names and "above_threshold" in result:
+            p = np.asarray(result["probabilities"])
+            chosen = [i for i in np.argsort(-p) if result["above_threshold"][i]]
+            answer = (", ".join(f"{class_names[i]} {p[i]:.3f}" for i in chosen)
+                      or f"no label above its threshold (the likeliest: "
+                         f"{class_names[int(np.argmax(p))]} {p.max():.3f})")
+        elif class_names and "probabilities" in result:
             p = np.asarray(result["probabilities"])
             best = np.argsort(-p)[:top]
             answer = ", ".join(f"{class_names[i]} {p[i]:.3f}" for i in best)

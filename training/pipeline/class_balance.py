@@ -33,6 +33,7 @@ class ClassCounts:
 
     names: List[str]
     counts: np.ndarray
+    multi_label: bool = False  # counts of each label's examples (an example may have several)
 
     @property
     def ratio(self):
@@ -47,6 +48,10 @@ class ClassCounts:
         if len(shown) > SHOWN_COUNTS:
             half = SHOWN_COUNTS // 2
             shown = shown[:half] + [f"... {len(shown) - 2 * half} more"] + shown[-half:]
+        if self.multi_label:
+            return (f"Labels are imbalanced ({self.ratio:.1f}:1, commonest to rarest): "
+                    f"{', '.join(shown)} training examples; each label's threshold is chosen on "
+                    "the validation split")
         return (f"Classes are imbalanced ({self.ratio:.1f}:1, largest to smallest): "
                 f"{', '.join(shown)} training examples; data.class_weight=balanced or "
                 "data.sampling=balanced weighs them alike")
@@ -65,6 +70,9 @@ def train_counts(app) -> Optional[ClassCounts]:
     if labels is None:
         ds = app.build_data("train")
         labels = [] if ds is None else list(ds.map(lambda *example: example[1]).as_numpy_iterator())
+    if app.is_multi_label():  # a 0/1 float per label
+        hot = np.asarray(labels, np.float32).reshape(-1, len(names))
+        return ClassCounts(list(names), (hot > 0.5).sum(axis=0).astype(np.int64), True)
     labels = np.asarray(labels, np.int64).reshape(-1)
     if labels.size and (labels.min() < 0 or labels.max() >= len(names)):
         raise DataError(f"{type(app).__name__}'s training labels run from {labels.min()} to "

@@ -20,18 +20,27 @@ PREVIEW_CLASSES = 20
 
 
 def _labels_and_samples(ds, num_classes, keep_samples):
-    """(examples per class, up to PREVIEW_PER_CLASS image samples per class) of a split."""
+    """(examples, examples per class, up to PREVIEW_PER_CLASS image samples per class) of a
+    split; a multi-label split's labels are a 0/1 float per label (an image counts for each)."""
     counts = np.zeros(num_classes, np.int64)
-    samples = {}
+    samples, examples = {}, 0
     for features, labels in ds.batch(1024).as_numpy_iterator():
-        labels = np.asarray(labels).reshape(-1)
-        counts += np.bincount(labels, minlength=num_classes)[:num_classes]
+        labels = np.asarray(labels)
+        examples += len(labels)
+        if labels.ndim == 2 and labels.shape[1] == num_classes:  # multi-label
+            counts += (labels > 0.5).sum(axis=0)
+            classes = [np.flatnonzero(row > 0.5) for row in labels]
+        else:
+            labels = labels.reshape(-1)
+            counts += np.bincount(labels, minlength=num_classes)[:num_classes]
+            classes = [[label] for label in labels]
         if keep_samples:
-            for image, label in zip(features, labels):
-                kept = samples.setdefault(int(label), [])
-                if len(kept) < PREVIEW_PER_CLASS:
-                    kept.append(image)
-    return counts, samples
+            for image, ids in zip(features, classes):
+                for label in ids:
+                    kept = samples.setdefault(int(label), [])
+                    if len(kept) < PREVIEW_PER_CLASS:
+                        kept.append(image)
+    return examples, counts, samples
 
 
 def _counts_text(counts, names):
@@ -65,14 +74,16 @@ def inspect(config, out_dir="."):
             print(f"{split}: {examples:,} examples")
             continue
         images = split == "train" and len(ds.element_spec[0].shape) == 3
-        counts, found = _labels_and_samples(ds, len(names), images)
+        examples, counts, found = _labels_and_samples(ds, len(names), images)
         samples = found or samples
-        report["splits"][split] = {"examples": int(counts.sum()),
+        report["splits"][split] = {"examples": examples,
                                    "class_counts": dict(zip(names, counts.tolist()))}
-        balance = ClassCounts(names, counts)  # the training split's is what training learns from
-        print(f"{split}: {counts.sum():,} examples; per class: {_counts_text(counts, names)}"
-              + (f" (largest/smallest class: {balance.ratio:.1f}x; data.class_weight=balanced or "
-                 "data.sampling=balanced weighs them alike)"
+        # The training split's balance is what training learns from.
+        balance = ClassCounts(names, counts, app.is_multi_label())
+        print(f"{split}: {examples:,} examples; per class: {_counts_text(counts, names)}"
+              + (f" (largest/smallest class: {balance.ratio:.1f}x"
+                 + ("" if balance.multi_label else "; data.class_weight=balanced or "
+                    "data.sampling=balanced weighs them alike") + ")"
                  if split == "train" and balance.is_imbalanced() else ""))
     files = getattr(getattr(app, "source", None), "file_summary", None)
     if files is not None:

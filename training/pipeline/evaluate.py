@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from training.errors import ConfigError
 from training.export import artifacts
-from training.pipeline import inputs
+from training.pipeline import inputs, multi_label
 from training.pipeline.report import classification_figures
 from training.run_dir import load_run
 
@@ -26,7 +26,10 @@ def evaluate(run_dir, overrides=(), artifact=None):
         raise ConfigError(f"App {config.app} has no test split to evaluate")
     if loaded is None:
         scores = model.evaluate(test_ds, return_dict=True, verbose=0)
-        figures = classification_figures(app, model, test_ds) if app.class_names() else {}
+        if app.is_multi_label():
+            figures = multi_label.test_figures(app, model, test_ds)
+        else:
+            figures = classification_figures(app, model, test_ds) if app.class_names() else {}
         return {**{k: float(v) for k, v in scores.items()}, "examples": examples, **figures}
     if isinstance(loaded, artifacts.LiteRTModel):
         output = loaded.output_names[0]  # the model's own output, as Keras exported it

@@ -96,9 +96,12 @@ def _source_run_file(path, file, parse):
 
 
 def source_classes(path):
-    """The class names of the run `path` comes from (its metrics.json), or None."""
+    """(class names, whether multi-label) of the run `path` comes from (its metrics.json), or
+    (None, None)."""
     metrics = _source_run_file(path, lambda run: run.metrics, json.loads)
-    return metrics.get("class_names") if isinstance(metrics, dict) else None
+    if not isinstance(metrics, dict):
+        return None, None
+    return metrics.get("class_names"), metrics.get("labels") == "multi"
 
 
 def source_model_option(source, key):
@@ -108,22 +111,27 @@ def source_model_option(source, key):
     return model.get(key) if isinstance(model, dict) else None
 
 
-def init_from(model, source, class_names=None):
+def init_from(model, source, class_names=None, multi_label=False):
     """Load `source`'s matching layers into `model`; print which were loaded; return their names.
 
     A run dir or `.keras` file: each layer with the same name and weight shapes. A
     `.weights.h5` file holds no layer names, so Keras' own matching applies: each layer's
     place in the model (its class and position) and shapes (`load_weights(skip_mismatch)`).
     The head is left out when the source run's classes (its metrics.json) are not
-    `class_names`: a head of other classes, even as many, is a bad start.
+    `class_names`: a head of other classes, even as many, is a bad start; so is a softmax
+    head for a multi-label run (`multi_label`: sigmoids), or the other way round.
     """
     path = source_path(source)
-    theirs = source_classes(path)
+    theirs, their_multi_label = source_classes(path)
     skip = []
     if class_names is not None and theirs is not None and list(theirs) != list(class_names):
         skip = [head(model).name]
         print(f"init_from {source}: its classes ({', '.join(theirs[:5])}"
               f"{', ...' if len(theirs) > 5 else ''}) are not this run's: a new head", flush=True)
+    elif theirs is not None and their_multi_label != multi_label:
+        skip = [head(model).name]
+        print(f"init_from {source}: its head is {'multi' if their_multi_label else 'single'}-label, "
+              f"this run is {'multi' if multi_label else 'single'}-label: a new head", flush=True)
     if path.name.endswith(".keras"):
         loaded, new = _by_name(model, path, skip)
     else:

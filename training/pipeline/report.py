@@ -8,7 +8,7 @@ import numpy as np
 
 from training import plots
 from training.errors import described
-from training.pipeline import baselines, diagnostics, gradcam
+from training.pipeline import baselines, diagnostics, gradcam, multi_label
 from training.pipeline import history as run_history
 
 # metrics.json's keys that the pipeline writes; the others are the app's report's.
@@ -17,7 +17,8 @@ PIPELINE_KEYS = frozenset({
     "train_examples_per_sec", "train_examples", "validation_examples", "test_examples",
     "global_batch_size", "replicas", "strategy", "backend", "precision", "params", "class_names",
     "confusion_matrix", "baseline", "warnings", "export", "run_dir", "per_class", "macro_avg",
-    "weighted_avg", "balanced_accuracy", "calibration", "mistakes"})
+    "weighted_avg", "balanced_accuracy", "calibration", "mistakes", "labels", "multi_label",
+    "thresholds"})
 
 
 def report_scalars(metrics):
@@ -86,7 +87,12 @@ def write_report(app, model, history, test_ds, run_dir):
     names = app.class_names()
     if names:
         extra["class_names"] = list(names)
-    if names and test_ds is not None:
+    if names and app.is_multi_label():
+        extra["labels"] = "multi"
+        extra["thresholds"] = dict(zip(names, app.thresholds or [multi_label.DEFAULT] * len(names)))
+        if test_ds is not None:
+            extra.update(multi_label.test_figures(app, model, test_ds))
+    elif names and test_ds is not None:
         extra.update(classification_figures(app, model, test_ds, run_dir))
         matrix = np.array(extra["confusion_matrix"])
         draw(plots.confusion_matrix, run_dir.confusion_matrix, matrix, names)

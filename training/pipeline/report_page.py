@@ -88,6 +88,22 @@ def _per_class(metrics):
             + _table(("class", "precision", "recall", "F1", "support"), shown) + f"</div>{more}")
 
 
+def _per_label(metrics):
+    """A multi-label run's labels at their thresholds, weakest F1 first."""
+    found = metrics["multi_label"]
+    rows = sorted(found["per_label"].items(), key=lambda item: item[1]["f1"])
+    shown = [(name, f"{r['threshold']:.2f}", f"{r['precision']:.3f}", f"{r['recall']:.3f}",
+              f"{r['f1']:.3f}", f"{r.get('average_precision', float('nan')):.3f}", f"{r['support']:,}")
+             for name, r in rows[:SHOWN_CLASS_ROWS]]
+    fixed = found["at_0.5"]
+    note = (f'<p class="note">micro F1 {found["micro_f1"]:.4f}, macro F1 {found["macro_f1"]:.4f} at '
+            f'the thresholds chosen on validation; at 0.5: {fixed["micro_f1"]:.4f}, '
+            f'{fixed["macro_f1"]:.4f}; mean average precision {found["map"]:.4f}</p>')
+    return ("<h2>Per label, weakest F1 first</h2><div class=scroll>"
+            + _table(("label", "threshold", "precision", "recall", "F1", "average precision",
+                      "support"), shown) + f"</div>{note}")
+
+
 def _mistakes(run_dir, metrics):
     with open(run_dir.mistakes_csv, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
@@ -103,6 +119,8 @@ def build(run_dir, metrics):
     title = f"{metrics.get('app', 'run')}: {run_dir.path.name}"
     parts = [f"<h1>{html.escape(title)}</h1>", f'<p class="note">{html.escape(str(run_dir.path))}</p>',
              _summary(metrics)]
+    if "multi_label" in metrics:
+        parts.append(_per_label(metrics))
     shown = set()
     for name, heading, what in FIGURES:
         path = getattr(run_dir, name)

@@ -16,7 +16,14 @@ from training.config import save_yaml
 from training.contract import check_features, check_output_dtypes
 from training.errors import ConfigError, Preempted, TrainingDiverged
 from training.export.from_run import export_model
-from training.pipeline import class_balance, fine_tuning, inputs, report_page, run_length
+from training.pipeline import (
+    class_balance,
+    fine_tuning,
+    inputs,
+    multi_label,
+    report_page,
+    run_length,
+)
 from training.pipeline import history as run_history
 from training.pipeline.batch_norm_statistics import (
     BatchNormStatistics,
@@ -155,7 +162,8 @@ def build(state):
         check_features(app, state.model, state.train_ds.element_spec)
         check_output_dtypes(app, state.model)
         if config.model.init_from and not state.resuming:  # a resume restores every weight
-            fine_tuning.init_from(state.model, config.model.init_from, app.class_names())
+            fine_tuning.init_from(state.model, config.model.init_from, app.class_names(),
+                                  app.is_multi_label())
     state.batch_norm = BatchNormStatistics(state.model, sample_batches(
         app, config, config.callbacks.batch_norm_batches,
         normalized_batch(config, state.strategy.num_replicas_in_sync)))
@@ -255,6 +263,8 @@ def finish(state):
                                                     state.best_value), flush=True)
     else:
         state.batch_norm.recompute()
+    if state.app.is_multi_label():
+        state.app.thresholds = multi_label.thresholds_from_validation(state.app, model, state.val_ds)
     require_free_space(run_dir.path, saved_bytes(model), "the trained model (model.keras)")
     model.save(run_dir.model)
     test = (model.evaluate(state.test_ds, return_dict=True, verbose=0)
