@@ -13,6 +13,7 @@ from serving.batching import BatchingParameters, read_parameters
 from serving.repository import ModelRepository
 from serving.warmup import WARMUP_FILE, read_warmup, replay, write_warmup
 from training.export import artifacts
+from training.pipeline.compile import run_compile_args
 from training.pipeline.inputs import make_dataset
 from training.run_dir import RunDir, load_run
 
@@ -49,9 +50,9 @@ def test_litert_float_and_int8_score_like_the_saved_model(finished_run, cli):
     config, app, model = load_run(run)
     test_ds, _ = make_dataset(app, "test", config, tf.distribute.get_strategy())
     saved = artifacts.score(artifacts.open_artifact(finished_run["export"]), "probabilities",
-                            test_ds, app.compile_args())
+                            test_ds, run_compile_args(app, model))
     litert_float = artifacts.score(artifacts.open_artifact(float_dir / "model.tflite"), "output_0",
-                                   test_ds, app.compile_args())
+                                   test_ds, run_compile_args(app, model))
     # A run trained in bfloat16 (auto, on a CPU with bfloat16 units) converts to LiteRT from a
     # float32 copy (litert.float32_copy), which scores within bfloat16's rounding, not 1e-4.
     mixed = finished_run["precision"]["policy"] != "float32"

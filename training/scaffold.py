@@ -67,8 +67,8 @@ class {cls}(App):
 
     def __init__(self, config):
         super().__init__(config)
-        self.features, self.labels, self.classes = self.read_examples()
-        self.order = np.random.default_rng(config.seed).permutation(len(self.labels))
+        self.features, self.targets, self.classes = self.read_examples()
+        self.order = np.random.default_rng(config.seed).permutation(len(self.targets))
 
     def read_examples(self):
         """(float32 features [examples, columns], int64 class ids, class names): the CSV at
@@ -98,7 +98,7 @@ class {cls}(App):
         rows = self.rows(split)
         if len(rows) == 0:
             return None
-        return tf.data.Dataset.from_tensor_slices((self.features[rows], self.labels[rows]))
+        return tf.data.Dataset.from_tensor_slices((self.features[rows], self.targets[rows]))
 
     def pretrain(self, run_dir, compile_options):
         """Optional unsupervised stage before build_model (see apps/unsupervised_pretraining/app.py)."""

@@ -63,6 +63,16 @@ def class_metrics(app, model, compile_args):
     return [BalancedAccuracy(len(names)), MacroF1(len(names))]
 
 
+def run_compile_args(app, model):
+    """The app's compile_args with what the pipeline adds: a single-label classifier's balanced
+    accuracy and macro F1 (what a run's model was compiled with, so an export is scored alike)."""
+    args = dict(app.compile_args())
+    metrics = args.get("metrics") or []
+    if isinstance(metrics, (list, tuple)):  # not a dict of each output's metrics
+        args["metrics"] = list(metrics) + class_metrics(app, model, args)
+    return args
+
+
 def metric_name(metric):
     """The history.csv name of a compile_args metric (a name, a function or a Metric)."""
     return metric if isinstance(metric, str) else getattr(metric, "name", None) or metric.__name__
@@ -72,10 +82,8 @@ def compile_model(model, app, config, steps_per_epoch, options, phase=None):
     """model.compile with the app's loss/metrics (a single-label classifier's with balanced
     accuracy and macro F1 added), the configured optimizer and schedule (over the epochs of
     `phase`, a fine_tuning.Phase, if given), and the run's `compile_options`."""
-    args = dict(app.compile_args())
-    metrics = args.get("metrics") or []
-    if isinstance(metrics, (list, tuple)):  # not a dict of each output's metrics
-        args["metrics"] = list(metrics) + class_metrics(app, model, args)
+    args = run_compile_args(app, model)
+    if isinstance(args.get("metrics"), list):
         check_monitor(config, ["loss"] + [metric_name(m) for m in args["metrics"]])
     default_optimizer = args.pop("optimizer", "adam")
     if not isinstance(default_optimizer, str):

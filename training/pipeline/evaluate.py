@@ -6,6 +6,7 @@ import tensorflow as tf
 from training.errors import ConfigError
 from training.export import artifacts
 from training.pipeline import inputs, multi_label
+from training.pipeline.compile import run_compile_args
 from training.pipeline.report import classification_figures
 from training.run_dir import load_run
 
@@ -38,4 +39,5 @@ def evaluate(run_dir, overrides=(), artifact=None):
         if output is None or output not in loaded.fn.structured_outputs:
             raise ConfigError(f"{artifact}'s serving_default has no output that {config.app} "
                               "scores against its labels; evaluate the run itself (no --artifact)")
-    return {**artifacts.score(loaded, output, test_ds, app.compile_args()), "examples": examples}
+    return {**artifacts.score(loaded, output, test_ds, run_compile_args(app, model)),
+            "examples": examples}
