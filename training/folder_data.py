@@ -172,6 +172,32 @@ def list_labelled_files(root, suffixes, validation_split, test_split,
     return LabelledFiles(root, names, splits, skipped)
 
 
+def index_label_sets(items):
+    """Multi-label examples, `items` = [(key, label names, split)], as label ids: (the training
+    items' label names, sorted; {split: [(key, tuple of ids)]}; [(key, names no training item
+    has)] for the items left out for them)."""
+    names = sorted({name for _, labels, split in items if split == "train" for name in labels})
+    index = {name: i for i, name in enumerate(names)}
+    splits, unseen = {split: [] for split in SPLITS}, []
+    for key, labels, split in items:
+        unknown = [name for name in labels if name not in index]
+        if unknown:
+            unseen.append((key, unknown))
+        else:
+            splits[split].append((key, tuple(index[name] for name in labels)))
+    return names, splits, unseen
+
+
+def multi_hot(label_sets, count):
+    """A 0/1 float32 row of `count` per tuple of label ids."""
+    import numpy as np
+
+    hot = np.zeros((len(label_sets), count), np.float32)
+    for row, ids in enumerate(label_sets):
+        hot[row, list(ids)] = 1.0
+    return hot
+
+
 def _first(names):
     return ", ".join(names[:SHOWN_SKIPPED]) + (", ..." if len(names) > SHOWN_SKIPPED else "")
 

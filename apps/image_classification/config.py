@@ -91,9 +91,6 @@ class ImageDataConfig(DataConfig):
         if (self.labels == "multi") != bool(self.manifest):
             return ("data.labels=multi reads its labels from data.manifest=FILE.csv (columns "
                     "file,labels); set both, or neither for class folders")
-        if self.labels == "multi" and (self.class_weight != "none" or self.sampling != "none"):
-            return ("data.class_weight and data.sampling are for single-label classes; "
-                    "data.labels=multi takes neither")
         return super().check()
 
 

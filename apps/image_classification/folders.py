@@ -14,7 +14,7 @@ import tensorflow as tf
 from apps.image_classification.data import ImageDataInfo
 from serving.image_header import DEFAULT_MAX_PIXELS, file_declared_size
 from training.errors import DataError
-from training.folder_data import list_labelled_files, skipped_report
+from training.folder_data import list_labelled_files, multi_hot, skipped_report
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 CACHE_SHARE = 0.25  # of the machine's memory: the most the decoded images may take in data.cache
@@ -229,10 +229,7 @@ class FolderImages:
     def _label_array(self, labels):
         if not self.multi_label:
             return np.array(labels, np.int64)
-        hot = np.zeros((len(labels), len(self.class_names)), np.float32)
-        for row, ids in enumerate(labels):  # a set of label ids -> one 0/1 float per label
-            hot[row, list(ids)] = 1.0
-        return hot
+        return multi_hot(labels, len(self.class_names))
 
     def dataset(self, split):
         """Unbatched (uint8 image HxWxC, int64 label) examples read from disk, or None if empty;

@@ -20,11 +20,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from apps.image_classification.folders import IMAGE_SUFFIXES, FolderImages
+from serving.image_header import DEFAULT_MAX_PIXELS
+from training.datasets import SPLITS
 from training.errors import DataError, DataNotFoundError
-from training.folder_data import LabelledFiles, hash_split, skipped_report
+from training.folder_data import LabelledFiles, hash_split, index_label_sets, skipped_report
 
 COLUMNS = ("file", "labels")
-SPLITS = ("train", "validation", "test")
 
 
 def _rows(path):
@@ -73,18 +74,12 @@ def read_manifest(path, separator, validation_split, test_split) -> LabelledFile
             split = row.get("split", "").strip() or hash_split(
                 file, validation_split, test_split, "test" not in named, "validation" not in named)
             kept.append((file, labels, split))
-    names = sorted({name for _, labels, split in kept if split == "train" for name in labels})
+    names, splits, unseen = index_label_sets(kept)
     if len(names) < 2:
         raise DataError(f"data.manifest={path}: its training rows name {len(names)} label(s) "
                         f"({', '.join(names) or 'none'}); a multi-label model needs at least two")
-    index = {name: i for i, name in enumerate(names)}
-    splits = {split: [] for split in SPLITS}
-    for file, labels, split in kept:
-        unknown = [name for name in labels if name not in index]
-        if unknown:
-            problems[f"with a label no training row has ({', '.join(unknown)})"].append(file)
-        else:
-            splits[split].append((file, tuple(index[name] for name in labels)))
+    for file, unknown in unseen:
+        problems[f"with a label no training row has ({', '.join(unknown)})"].append(file)
     skipped = sum(len(v) for v in problems.values())
     for why, files in problems.items():
         print(skipped_report(files, len(rows), f"manifest rows {why}"), flush=True)
@@ -100,11 +95,11 @@ class ManifestImages(FolderImages):
 
     def __init__(self, manifest, separator=";", image_size=None, channels=None,
                  validation_split=0.1, test_split=0.2, limit=None, background=255,
-                 max_pixels=None):
+                 max_pixels=DEFAULT_MAX_PIXELS):
         listing = read_manifest(manifest, separator, validation_split, test_split)
-        extra = {"max_pixels": max_pixels} if max_pixels else {}
         super().__init__(str(Path(manifest).parent), image_size, channels, validation_split,
-                         test_split, limit, background=background, listing=listing, **extra)
+                         test_split, limit, background=background, max_pixels=max_pixels,
+                         listing=listing)
         self.manifest = manifest
 
     def where(self):

@@ -72,8 +72,4 @@ class SequenceModelingConfig(Config):
         if self.data.labels == "multi" and (self.task != "classification" or not self.data.path):
             return ("data.labels=multi is for task=classification on a CSV file (data.path=FILE.csv "
                     "with a label column of labels separated by data.label_separator)")
-        if self.data.labels == "multi" and (self.data.class_weight != "none"
-                                            or self.data.sampling != "none"):
-            return ("data.class_weight and data.sampling are for single-label classes; "
-                    "data.labels=multi takes neither")
         return super().check()

@@ -15,7 +15,13 @@ import tensorflow as tf
 from apps.sequence_modeling.config import LENGTH_PERCENTILE, MAX_TEXT_LENGTH
 from training.datasets import SPLITS, csv_rows
 from training.errors import DataError
-from training.folder_data import hash_split, list_labelled_files, skipped_report
+from training.folder_data import (
+    hash_split,
+    index_label_sets,
+    list_labelled_files,
+    multi_hot,
+    skipped_report,
+)
 
 TEXT_SUFFIXES = (".txt",)
 
@@ -46,10 +52,7 @@ class LabelledTexts:
         labels = self.splits[split][1][:limit]
         if not self.multi_label:
             return np.array(labels, np.int64)
-        hot = np.zeros((len(labels), len(self.class_names)), np.float32)
-        for row, ids in enumerate(labels):
-            hot[row, list(ids)] = 1.0
-        return hot
+        return multi_hot(labels, len(self.class_names))
 
     def dataset(self, split, limit=None):
         """Unbatched (string, int64 label) examples of `split` (multi-label: a 0/1 float per
@@ -143,19 +146,14 @@ def multi_label_texts(path, lines, text_column, label_column, separator, validat
             bad.append(f"line {line}")
         else:
             rows.append((text, labels, hash_split(text, validation_split, test_split)))
-    names = sorted({name for _, labels, split in rows if split == "train" for name in labels})
+    names, by_split, unseen = index_label_sets(rows)
     if len(names) < 2:
         raise DataError(f"{path}: its training rows name {len(names)} label(s) in column "
                         f"{label_column!r} ({', '.join(names) or 'none'}); a multi-label model "
                         "needs at least two")
-    index = {name: i for i, name in enumerate(names)}
-    splits, unseen = {split: ([], []) for split in SPLITS}, []
-    for text, labels, split in rows:
-        if any(name not in index for name in labels):
-            unseen.append(", ".join(name for name in labels if name not in index))
-            continue
-        splits[split][0].append(text)
-        splits[split][1].append(tuple(index[name] for name in labels))
+    splits = {split: ([text for text, _ in items], [ids for _, ids in items])
+              for split, items in by_split.items()}
+    unseen = [", ".join(unknown) for _, unknown in unseen]
     if bad:
         print(skipped_report(bad, len(lines), "rows with an empty text, no label or bytes that are "
                              "not UTF-8"), flush=True)

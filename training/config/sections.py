@@ -95,6 +95,12 @@ class DataConfig:
         if self.sampling == "balanced" and self.class_weight != "none":
             return ("data.sampling=balanced and data.class_weight both correct for imbalance; "
                     "choose one (the other none)")
+        # An app's data.labels (image, text classification): multi-label data has no classes
+        # to weigh or draw.
+        if getattr(self, "labels", "single") == "multi" and (
+                self.class_weight != "none" or self.sampling != "none"):
+            return ("data.class_weight and data.sampling are for single-label classes; "
+                    "data.labels=multi takes neither")
         return None
 
 
